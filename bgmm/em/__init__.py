@@ -1,0 +1,15 @@
+"""The EM solver, written as PyTensor graphs. This package never imports PyMC or ArviZ."""
+
+from bgmm.em import graph
+from bgmm.em.estimator import GaussianMixtureEM
+from bgmm.em.solver import HISTORY_FIELDS, SINGULAR_RTOL, EMResult, evaluate, fit_em
+
+__all__ = [
+    "HISTORY_FIELDS",
+    "SINGULAR_RTOL",
+    "EMResult",
+    "GaussianMixtureEM",
+    "evaluate",
+    "fit_em",
+    "graph",
+]

@@ -1,0 +1,194 @@
+"""A scikit-learn compatible estimator around :func:`bgmm.em.fit_em`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.utils.validation import check_is_fitted
+
+from bgmm.data import as_data
+from bgmm.datasets import simulate
+from bgmm.em.solver import EMResult, evaluate, fit_em
+from bgmm.exceptions import SingularCovarianceError
+
+__all__ = ["GaussianMixtureEM"]
+
+
+class GaussianMixtureEM(ClusterMixin, DensityMixin, BaseEstimator):
+    r"""Gaussian mixture fitted by EM, with the PyTensor graphs of :mod:`bgmm.em.graph`.
+
+    .. math::
+        p(x \mid \theta) = \sum_{k=1}^K \pi_k \, \mathcal{N}(x \mid \mu_k, \Sigma_k)
+
+    Parameters
+    ----------
+    n_components : int, default 1
+    covariance_type : {"full"}, default "full"
+    tol : float, default 1e-10
+        Threshold on the change of the mean per-sample log-likelihood.
+    max_iter : int, default 1000
+    reg_covar : float, default 1e-6
+        Added to the diagonal of each covariance; 0 gives the derivation exactly.
+    init_params : {"kmeans", "k-means++", "random"}, default "kmeans"
+    n_init : int, default 1
+    random_state : int, numpy Generator or None
+    weights_init : array-like of shape (n_components,), optional
+    means_init : array-like of shape (n_components, n_features), optional
+    covariances_init : array-like of shape (n_components, n_features, n_features), optional
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray of shape (n_components, n_features, n_features)
+    n_iter_ : int
+    converged_ : bool
+    log_likelihood_ : float
+        :math:`\ln p(X \mid \theta)` at the returned parameters, a sum over samples.
+    history_ : pandas.DataFrame
+        Per iteration: ``log_likelihood``, ``q_value``, ``entropy``, ``lower_bound``,
+        ``kl``, ``regularization_gap``.
+    result_ : EMResult
+        The immutable result of the functional core.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame.
+
+    See Also
+    --------
+    bgmm.fit_em : the functional core this estimator wraps.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-10,
+        max_iter: int = 1000,
+        reg_covar: float = 1e-6,
+        init_params: str = "kmeans",
+        n_init: int = 1,
+        random_state: Any = None,
+        weights_init: Any = None,
+        means_init: Any = None,
+        covariances_init: Any = None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
+        self.init_params = init_params
+        self.n_init = n_init
+        self.random_state = random_state
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.covariances_init = covariances_init
+
+    def fit(self, X, y=None) -> GaussianMixtureEM:
+        """Estimate the parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        data = as_data(X)
+        result = fit_em(
+            data,
+            self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            init_params=self.init_params,
+            n_init=self.n_init,
+            random_state=self.random_state,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            covariances_init=self.covariances_init,
+        )
+        self._set_fitted(result, X)
+        return self
+
+    def _set_fitted(self, result: EMResult, X) -> None:
+        self.result_ = result
+        self.weights_ = np.array(result.weights)
+        self.means_ = np.array(result.means)
+        self.covariances_ = np.array(result.covariances)
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.log_likelihood_ = result.log_likelihood
+        self.history_ = result.history_frame()
+        self.n_features_in_ = self.means_.shape[1]
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(result.feature_names, dtype=object)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit, then return the most probable component of every sample.
+
+        Equal to ``fit(X).predict(X)``: the responsibilities come from a final E step at
+        the returned parameters.
+        """
+        self.fit(X)
+        if not np.isfinite(self.log_likelihood_):
+            raise SingularCovarianceError(
+                "the fitted covariances are singular, so memberships are undefined; "
+                "refit with reg_covar > 0."
+            )
+        return self.result_.resp.argmax(axis=1)
+
+    def _evaluate(self, X) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self)
+        return evaluate(self.result_.params, X)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of every sample, shape (n_samples,)."""
+        return self._evaluate(X)[0].argmax(axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
+        r"""Responsibilities :math:`\gamma`, shape (n_samples, n_components)."""
+        return np.exp(self._evaluate(X)[0])
+
+    def score_samples(self, X) -> np.ndarray:
+        r""":math:`\ln p(x_n \mid \theta)` for every sample, shape (n_samples,)."""
+        return self._evaluate(X)[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean per-sample log-likelihood of ``X``."""
+        return float(self.score_samples(X).mean())
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw from the fitted mixture (seeded by ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component of every draw.
+        """
+        check_is_fitted(self)
+        draws = simulate(self.result_.params, n_samples, self.random_state)
+        return np.array(draws.data.values), draws.labels
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        return int(k * d * (d + 1) / 2 + k * d + k - 1)
+
+    def bic(self, X) -> float:
+        r"""Bayesian information criterion :math:`-2 \ln p(X|\theta) + p \ln N` (lower: better)."""
+        n = as_data(X).n_samples
+        return float(-2.0 * self.score(X) * n + self._n_parameters() * np.log(n))
+
+    def aic(self, X) -> float:
+        r"""Akaike information criterion, :math:`-2 \ln p(X|\theta) + 2p` (lower is better)."""
+        n = as_data(X).n_samples
+        return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())
