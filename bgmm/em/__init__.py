@@ -2,7 +2,14 @@
 
 from bgmm.em import graph
 from bgmm.em.estimator import GaussianMixtureEM
-from bgmm.em.solver import HISTORY_FIELDS, SINGULAR_RTOL, EMResult, evaluate, fit_em
+from bgmm.em.solver import (
+    HISTORY_FIELDS,
+    SINGULAR_RTOL,
+    EMResult,
+    evaluate,
+    fit_em,
+    log_component_densities,
+)
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -12,4 +19,5 @@ __all__ = [
     "evaluate",
     "fit_em",
     "graph",
+    "log_component_densities",
 ]

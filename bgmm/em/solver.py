@@ -48,6 +48,7 @@ __all__ = [
     "EMResult",
     "evaluate",
     "fit_em",
+    "log_component_densities",
 ]
 
 #: Relative Cholesky pivot below which a covariance counts as singular.
@@ -134,18 +135,21 @@ def _compiled(n_features: int):
 
     def expectation(w, mu, cov, z):
         chol = graph.cholesky_factors(cov)
-        wlp = graph.weighted_log_density(graph.log_gaussian_density(X, mu, chol, Z=z), w)
+        log_phi = graph.log_gaussian_density(X, mu, chol, Z=z)
+        wlp = graph.weighted_log_density(log_phi, w)
         log_resp, log_norm = graph.e_step(wlp)
-        return wlp, log_resp, log_norm, graph.pivot_ratios(chol, cov)
+        return log_phi, wlp, log_resp, log_norm, graph.pivot_ratios(chol, cov)
 
     # E step at given parameters (start of a run, and predict/score on any X).
-    _, log_resp, log_norm, pivots = expectation(weights, means, covariances, None)
-    evaluate_fn = pytensor.function([X, weights, means, covariances], [log_resp, log_norm, pivots])
+    log_phi, _, log_resp, log_norm, pivots = expectation(weights, means, covariances, None)
+    evaluate_fn = pytensor.function(
+        [X, weights, means, covariances], [log_resp, log_norm, pivots, log_phi]
+    )
 
     # One EM iteration from the previous responsibilities.
     resp_old = pt.exp(log_resp_old)
     new_w, new_mu, new_cov, nk = graph.m_step(X, resp_old, reg_covar, Z=Z)
-    wlp, log_resp_new, log_norm_new, pivots_new = expectation(new_w, new_mu, new_cov, Z)
+    _, wlp, log_resp_new, log_norm_new, pivots_new = expectation(new_w, new_mu, new_cov, Z)
     q = graph.q_value(resp_old, wlp)
     h = graph.entropy(resp_old, log_resp_old)
     step_fn = pytensor.function(
@@ -271,7 +275,7 @@ def _run(Xc, Z, start, reg_covar, tol, max_iter, fns):
     evaluate_fn, step_fn, _, _ = fns
     n = Xc.shape[0]
     weights, means, covariances = start
-    log_resp, log_norm, pivots = evaluate_fn(Xc, weights, means, covariances)
+    log_resp, log_norm, pivots, _ = evaluate_fn(Xc, weights, means, covariances)
     bad = _singular_components(pivots)
     if bad:
         raise SingularCovarianceError(
@@ -488,6 +492,9 @@ def fit_em(
 def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
     r"""Log responsibilities and per-sample log-likelihoods of ``X`` under ``params``.
 
+    The E step of :func:`fit_em`, on any data; see :func:`log_component_densities` for
+    the unweighted component densities.
+
     Parameters
     ----------
     params : GMMParams
@@ -506,6 +513,23 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
         A covariance of ``params`` is singular.
     """
     data = X if isinstance(X, GMMData) else as_data(X)
+    log_resp, log_norm, _ = _evaluate_all(params, data)
+    return log_resp, log_norm
+
+
+def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
+    r""":math:`\ln \phi_k(x_n)` for every sample and component, shape (n_samples, n_components).
+
+    Raises
+    ------
+    SingularCovarianceError
+        A covariance of ``params`` is singular.
+    """
+    data = X if isinstance(X, GMMData) else as_data(X)
+    return _evaluate_all(params, data)[2]
+
+
+def _evaluate_all(params: GMMParams, data: GMMData):
     if data.n_features != params.n_features:
         raise ValueError(
             f"X has {data.n_features} features but the mixture has {params.n_features}; "
@@ -513,7 +537,7 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     center = data.values.mean(axis=0)
     evaluate_fn = _compiled(data.n_features)[0]
-    log_resp, log_norm, pivots = evaluate_fn(
+    log_resp, log_norm, pivots, log_phi = evaluate_fn(
         np.ascontiguousarray(data.values - center),
         np.ascontiguousarray(params.weights),
         np.ascontiguousarray(params.means - center),
@@ -524,4 +548,4 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
         raise SingularCovarianceError(
             _singular_message(bad, params.covariances, "in these parameters", "unknown")
         )
-    return log_resp, log_norm
+    return log_resp, log_norm, log_phi
