@@ -129,6 +129,11 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
                 f"{[str(c) for c in df.columns]}. Pass existing names with columns=[...]."
             )
         df = df[columns]
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise ValueError(
+            f"X is empty (shape {df.shape}) in {source}; "
+            f"it needs at least one sample and one feature."
+        )
     non_numeric = [
         str(c)
         for c in df.columns

@@ -1,0 +1,211 @@
+"""Each graph builder against independent code or the identity it implements."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from bgmm.em import graph
+from tests.conftest import make_params
+
+GRID = [(1, 1), (2, 2), (3, 2), (4, 3)]
+
+
+def compile_fn(inputs, outputs):
+    # The Python linker compiles in milliseconds; these tests check the math, not the backend.
+    return pytensor.function(inputs, outputs, mode="FAST_COMPILE", on_unused_input="ignore")
+
+
+def symbols(d):
+    return (
+        pt.matrix("X", shape=(None, d)),
+        pt.vector("weights"),
+        pt.matrix("means"),
+        pt.tensor3("covariances"),
+    )
+
+
+def problem(k, d, n=60, seed=0):
+    params = make_params(k, d, seed=seed)
+    X = np.random.default_rng(seed + 1).normal(scale=4.0, size=(n, d))
+    return params, X
+
+
+@pytest.mark.parametrize(("k", "d"), GRID)
+def test_log_gaussian_density_matches_scipy(k, d):
+    params, X = problem(k, d)
+    Xs, _, mu, cov = symbols(d)
+    f = compile_fn([Xs, mu, cov], graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)))
+    got = f(X, params.means, params.covariances)
+    want = np.stack(
+        [multivariate_normal(params.means[j], params.covariances[j]).logpdf(X) for j in range(k)],
+        axis=1,
+    ).reshape(len(X), k)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("k", "d"), GRID)
+def test_e_step_against_numpy_and_rows_sum_to_one(k, d):
+    params, X = problem(k, d)
+    Xs, w, mu, cov = symbols(d)
+    wlp = graph.weighted_log_density(
+        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
+    )
+    log_resp, log_norm = graph.e_step(wlp)
+    f = compile_fn([Xs, w, mu, cov], [log_resp, log_norm, graph.log_likelihood(log_norm)])
+    lr, ln, ll = f(X, params.weights, params.means, params.covariances)
+    dens = np.stack(
+        [multivariate_normal(params.means[j], params.covariances[j]).logpdf(X) for j in range(k)],
+        axis=1,
+    ).reshape(len(X), k) + np.log(params.weights)
+    np.testing.assert_allclose(ln, logsumexp(dens, axis=1), rtol=1e-11)
+    np.testing.assert_allclose(np.exp(lr).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ll, ln.sum(), rtol=1e-13)
+
+
+def test_e_step_survives_underflow():
+    # phi_men(A) = 1.1e-29 in the worked example; far points underflow to 0 in linear space.
+    Xs, w, mu, cov = symbols(1)
+    wlp = graph.weighted_log_density(
+        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
+    )
+    f = compile_fn([Xs, w, mu, cov], graph.e_step(wlp))
+    lr, ln = f(np.array([[1e3]]), np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.ones((2, 1, 1)))
+    assert np.isfinite(lr).all() and np.isfinite(ln).all()
+    np.testing.assert_allclose(np.exp(lr), [[0.0, 1.0]], atol=1e-300)
+
+
+def m_step_fn(d, reg=0.0):
+    Xs = pt.matrix("X", shape=(None, d))
+    resp = pt.matrix("resp")
+    return compile_fn([Xs, resp], list(graph.m_step(Xs, resp, reg)))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_single_component_gives_sample_mean_and_biased_covariance(d):
+    X = np.random.default_rng(d).normal(size=(40, d)) * [3.0, 0.5, 2.0][:d] + 10.0
+    w, mu, cov, nk = m_step_fn(d)(X, np.ones((40, 1)))
+    np.testing.assert_allclose(w, [1.0])
+    np.testing.assert_allclose(nk, [40.0])
+    np.testing.assert_allclose(mu[0], X.mean(axis=0), rtol=1e-13)
+    want = np.cov(X.T, bias=True).reshape(d, d)
+    np.testing.assert_allclose(cov[0], want, rtol=1e-11, atol=1e-12 * np.abs(want).max())
+
+
+def test_one_hot_responsibilities_give_per_cluster_statistics():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 2))
+    labels = rng.integers(0, 3, size=90)
+    w, mu, cov, nk = m_step_fn(2)(X, np.eye(3)[labels])
+    for j in range(3):
+        Xj = X[labels == j]
+        np.testing.assert_allclose(nk[j], len(Xj))
+        np.testing.assert_allclose(w[j], len(Xj) / 90)
+        np.testing.assert_allclose(mu[j], Xj.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(cov[j], np.cov(Xj.T, bias=True), rtol=1e-10, atol=1e-14)
+
+
+def test_reg_covar_is_added_to_the_diagonal():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    resp = np.random.default_rng(1).dirichlet([1.0, 1.0], size=30)
+    cov0 = m_step_fn(2, 0.0)(X, resp)[2]
+    cov1 = m_step_fn(2, 0.25)(X, resp)[2]
+    np.testing.assert_allclose(cov1 - cov0, 0.25 * np.stack([np.eye(2)] * 2), atol=1e-14)
+
+
+@pytest.mark.parametrize(("k", "d"), [(2, 2), (3, 3)])
+def test_closed_form_m_step_is_stationary_point_of_lagrangian(k, d):
+    """dLagrangian/d(pi, mu, Sigma) = 0 at the M-step output, computed by pytensor.grad."""
+    params, _ = problem(k, d)
+    X = np.random.default_rng(5).normal(scale=3.0, size=(80, d))
+    # Responsibilities from an E step at theta_old = params.
+    Xs, w, mu, cov = symbols(d)
+    wlp = graph.weighted_log_density(
+        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
+    )
+    log_resp, _ = graph.e_step(wlp)
+    resp = np.exp(compile_fn([Xs, w, mu, cov], log_resp)(
+        X, params.weights, params.means, params.covariances
+    ))
+    w_new, mu_new, cov_new, _ = m_step_fn(d)(X, resp)
+    # Q(theta, theta_old) - lambda (1^T pi - 1), lambda = N.
+    g = pt.matrix("resp")
+    q = graph.q_value(g, wlp)
+    lagrangian = q - X.shape[0] * (w.sum() - 1.0)
+    grads = pytensor.grad(lagrangian, [w, mu, cov])
+    gw, gmu, gcov = compile_fn([Xs, g, w, mu, cov], grads)(X, resp, w_new, mu_new, cov_new)
+    scale = X.shape[0]
+    np.testing.assert_allclose(gw, 0.0, atol=1e-9 * scale)
+    np.testing.assert_allclose(gmu, 0.0, atol=1e-9 * scale)
+    np.testing.assert_allclose(gcov, 0.0, atol=1e-9 * scale)
+    # And it is a maximum: moving any parameter lowers Q.
+    qf = compile_fn([Xs, g, w, mu, cov], q)
+    q_star = qf(X, resp, w_new, mu_new, cov_new)
+    assert qf(X, resp, w_new, mu_new + 0.1, cov_new) < q_star
+    assert qf(X, resp, w_new, mu_new, cov_new * 1.1) < q_star
+
+
+@pytest.mark.parametrize(("k", "d"), GRID)
+def test_log_likelihood_equals_q_plus_entropy_after_e_step(k, d):
+    """ln p(X|theta) = Q(theta, theta) + H(q) when q = p(Z|X, theta)."""
+    params, X = problem(k, d)
+    Xs, w, mu, cov = symbols(d)
+    wlp = graph.weighted_log_density(
+        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
+    )
+    log_resp, log_norm = graph.e_step(wlp)
+    resp = pt.exp(log_resp)
+    q = graph.q_value(resp, wlp)
+    h = graph.entropy(resp, log_resp)
+    f = compile_fn(
+        [Xs, w, mu, cov],
+        [graph.log_likelihood(log_norm), graph.lower_bound(q, h), h,
+         graph.kl_divergence(resp, log_resp, log_resp)],
+    )
+    ll, lb, h_val, kl = f(X, params.weights, params.means, params.covariances)
+    np.testing.assert_allclose(ll, lb, rtol=1e-11)
+    assert h_val >= 0.0
+    assert kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_entropy_and_kl_handle_exact_zeros():
+    r = pt.matrix("r")
+    lr = pt.matrix("lr")
+    lp = pt.matrix("lp")
+    f = compile_fn([r, lr, lp], [graph.entropy(r, lr), graph.kl_divergence(r, lr, lp)])
+    resp = np.array([[1.0, 0.0], [0.5, 0.5]])
+    with np.errstate(divide="ignore"):
+        log_resp = np.log(resp)
+    log_p = np.log(np.array([[0.9, 0.1], [0.25, 0.75]]))
+    h, kl = f(resp, log_resp, log_p)
+    np.testing.assert_allclose(h, np.log(2.0))
+    want = np.log(1 / 0.9) + 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)
+    np.testing.assert_allclose(kl, want)
+
+
+def test_pivot_ratios_flag_singular_and_are_scale_free():
+    cov = pt.tensor3("cov")
+    f = compile_fn([cov], graph.pivot_ratios(graph.cholesky_factors(cov), cov))
+    good = np.array([[[4.0, 1.0], [1.0, 1.0]]])
+    scaled = good * np.array([1e6, 1e-3])[:, None] * np.array([1e6, 1e-3])[None, :]
+    np.testing.assert_allclose(f(good), f(scaled), rtol=1e-10)
+    np.testing.assert_allclose(f(good), [0.75])
+    singular = np.array([[[16.0, 16.0], [16.0, 16.0]]])
+    assert not f(singular)[0] >= 1e-12
+
+
+def test_regularization_gap_zero_without_reg_and_positive_with():
+    cov = pt.tensor3("cov")
+    nk = pt.vector("nk")
+    reg = pt.scalar("reg")
+    f = compile_fn([cov, nk, reg], graph.regularization_gap(cov, nk, reg))
+    s = np.array([[[2.0, 0.3], [0.3, 1.0]]])
+    assert f(s, np.array([10.0]), 0.0) == 0.0
+    eps = 0.1
+    gap = f(s + eps * np.eye(2), np.array([10.0]), eps)
+    lam = np.linalg.eigvalsh(s[0])
+    want = 5.0 * np.sum(np.log1p(eps / lam) + lam / (lam + eps) - 1.0)
+    np.testing.assert_allclose(gap, want, rtol=1e-10)
+    assert gap > 0
