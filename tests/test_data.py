@@ -35,9 +35,7 @@ def test_from_csv_path(tmp_path):
 
 def test_from_dataarray_dimension_order_does_not_matter():
     values = np.arange(12.0).reshape(4, 3)
-    da = xr.DataArray(
-        values, dims=("obs", "feature"), coords={"feature": ["p", "q", "r"]}
-    )
+    da = xr.DataArray(values, dims=("obs", "feature"), coords={"feature": ["p", "q", "r"]})
     a = as_data(da)
     b = as_data(da.transpose("feature", "obs"))
     np.testing.assert_array_equal(a.values, values)
@@ -59,9 +57,18 @@ def test_standardization_records_its_transform():
 @pytest.mark.parametrize(
     ("X", "match"),
     [
-        (np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, 1.0]]), "contains NaN in 2 row(s) (rows 0, 2) of column(s) ['x0', 'x1']"),
-        (np.array([[1.0, 2.0], [np.inf, 3.0]]), "contains inf in 1 row(s) (rows 1) of column(s) ['x0']"),
-        (np.array([1.0, 2.0, 3.0]), "X must be 2-D (n_samples, n_features), got a 1-D array of shape (3,); for a single feature use X.reshape(-1, 1)"),
+        (
+            np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, 1.0]]),
+            "contains NaN in 2 row(s) (rows 0, 2) of column(s) ['x0', 'x1']",
+        ),
+        (
+            np.array([[1.0, 2.0], [np.inf, 3.0]]),
+            "contains inf in 1 row(s) (rows 1) of column(s) ['x0']",
+        ),
+        (
+            np.array([1.0, 2.0, 3.0]),
+            "X must be 2-D (n_samples, n_features), got a 1-D array of shape (3,); for a single feature use X.reshape(-1, 1)",
+        ),
         (np.empty((0, 2)), "X is empty (shape (0, 2))"),
         (np.ones((2, 2, 2)), "got 3-D shape (2, 2, 2)"),
     ],
@@ -72,31 +79,46 @@ def test_bad_arrays_value_error(X, match):
 
 
 def test_text_array_type_error():
-    with pytest.raises(TypeError, match=re.escape("X must hold real numbers, got dtype <U1 (e.g. np.str_('a'))")):
+    with pytest.raises(
+        TypeError, match=re.escape("X must hold real numbers, got dtype <U1 (e.g. np.str_('a'))")
+    ):
         as_data(np.array([["a", "b"], ["c", "d"]]))
 
 
 def test_non_numeric_column_named():
     df = pd.DataFrame({"h": [1.0, 2.0], "sex": ["f", "m"]})
-    with pytest.raises(TypeError, match=re.escape("non-numeric column(s) ['sex'] in the DataFrame (first values: {'sex': 'f'})")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "non-numeric column(s) ['sex'] in the DataFrame (first values: {'sex': 'f'})"
+        ),
+    ):
         as_data(df)
 
 
 def test_nan_in_dataframe_names_rows_and_column():
     df = pd.DataFrame({"h": [1.0, 2.0, 3.0], "w": [1.0, None, 2.0]})
-    with pytest.raises(ValueError, match=re.escape("NaN in 1 row(s) (rows 1) of column(s) ['w']; remove or impute")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("NaN in 1 row(s) (rows 1) of column(s) ['w']; remove or impute"),
+    ):
         as_data(df)
 
 
 def test_missing_column():
     df = pd.DataFrame({"h": [1.0, 2.0]})
-    with pytest.raises(ValueError, match=re.escape("column(s) ['w'] not found in the DataFrame; available columns: ['h']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("column(s) ['w'] not found in the DataFrame; available columns: ['h']"),
+    ):
         as_data(df, columns=["w"])
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.csv"
-    with pytest.raises(ValueError, match=re.escape(f"data file '{path}' does not exist; check the path.")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"data file '{path}' does not exist; check the path.")
+    ):
         as_data(path)
 
 
@@ -142,5 +164,7 @@ def test_check_n_components(k, exc, match):
 
 
 def test_constant_feature_cannot_be_standardized():
-    with pytest.raises(ValueError, match=re.escape("cannot standardise constant feature(s) ['x1']")):
+    with pytest.raises(
+        ValueError, match=re.escape("cannot standardise constant feature(s) ['x1']")
+    ):
         as_data(np.array([[1.0, 2.0], [3.0, 2.0]]), standardize=True)

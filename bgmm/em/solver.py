@@ -191,7 +191,8 @@ def _check_number(name, value, *, low, low_inclusive=True, integer=False):
         raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
     if not np.isfinite(value) or value < low or (value == low and not low_inclusive):
         bound = f">= {low}" if low_inclusive else f"> {low}"
-        raise ValueError(f"{name} must be a finite {kind} {bound}, got {value!r}.")
+        what = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {what} {bound}, got {value!r}.")
     return value
 
 

@@ -72,7 +72,9 @@ def test_e_step_survives_underflow():
         graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
     )
     f = compile_fn([Xs, w, mu, cov], graph.e_step(wlp))
-    lr, ln = f(np.array([[1e3]]), np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.ones((2, 1, 1)))
+    lr, ln = f(
+        np.array([[1e3]]), np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.ones((2, 1, 1))
+    )
     assert np.isfinite(lr).all() and np.isfinite(ln).all()
     np.testing.assert_allclose(np.exp(lr), [[0.0, 1.0]], atol=1e-300)
 
@@ -126,9 +128,9 @@ def test_closed_form_m_step_is_stationary_point_of_lagrangian(k, d):
         graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
     )
     log_resp, _ = graph.e_step(wlp)
-    resp = np.exp(compile_fn([Xs, w, mu, cov], log_resp)(
-        X, params.weights, params.means, params.covariances
-    ))
+    resp = np.exp(
+        compile_fn([Xs, w, mu, cov], log_resp)(X, params.weights, params.means, params.covariances)
+    )
     w_new, mu_new, cov_new, _ = m_step_fn(d)(X, resp)
     # Q(theta, theta_old) - lambda (1^T pi - 1), lambda = N.
     g = pt.matrix("resp")
@@ -161,8 +163,12 @@ def test_log_likelihood_equals_q_plus_entropy_after_e_step(k, d):
     h = graph.entropy(resp, log_resp)
     f = compile_fn(
         [Xs, w, mu, cov],
-        [graph.log_likelihood(log_norm), graph.lower_bound(q, h), h,
-         graph.kl_divergence(resp, log_resp, log_resp)],
+        [
+            graph.log_likelihood(log_norm),
+            graph.lower_bound(q, h),
+            h,
+            graph.kl_divergence(resp, log_resp, log_resp),
+        ],
     )
     ll, lb, h_val, kl = f(X, params.weights, params.means, params.covariances)
     np.testing.assert_allclose(ll, lb, rtol=1e-11)

@@ -1,0 +1,260 @@
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+from bgmm import (
+    ConvergenceWarning,
+    SingularCovarianceError,
+    SingularCovarianceWarning,
+    fit_em,
+    load_old_faithful,
+    load_worked_example,
+    simulate,
+)
+from bgmm.em.solver import HISTORY_FIELDS
+from tests.conftest import make_params
+
+
+def fit_worked_example(max_iter, reg_covar=0.0):
+    ex = load_worked_example()
+    return fit_em(
+        ex.data,
+        2,
+        max_iter=max_iter,
+        tol=0.0,
+        reg_covar=reg_covar,
+        weights_init=ex.initial.weights,
+        means_init=ex.initial.means,
+        covariances_init=ex.initial.covariances,
+    )
+
+
+# ---------------------------------------------------------------- the worked example
+
+
+def test_worked_example_one_iteration_golden_numbers():
+    with pytest.warns(SingularCovarianceWarning, match=r"component\(s\) \[0, 1\] is singular"):
+        res = fit_worked_example(max_iter=1)
+    # The document's numbers ...
+    np.testing.assert_allclose(res.weights, [0.5, 0.5], atol=1e-6)
+    np.testing.assert_allclose(res.means, [[165, 60], [185, 80]], atol=1e-6)
+    np.testing.assert_allclose(res.covariances, np.full((2, 2, 2), 16.67), atol=5e-3)
+    # ... and the exact ones (DERIVATION.md table, independent numpy/scipy computation).
+    np.testing.assert_allclose(res.weights, [0.49999998303, 0.50000001697], rtol=1e-10)
+    np.testing.assert_allclose(res.covariances[0], np.full((2, 2), 16.6666663838), rtol=1e-10)
+    np.testing.assert_allclose(res.covariances[1], np.full((2, 2), 16.6666737379), rtol=1e-10)
+    assert res.n_iter == 1 and not res.converged
+    # The returned covariances are singular, so the likelihood there is undefined: NaN,
+    # announced by the warning, never silent.
+    assert np.isnan(res.log_likelihood)
+    ex = load_worked_example()
+    phi = np.stack(
+        [
+            multivariate_normal(m, c).pdf(ex.data.values)
+            for m, c in zip(ex.initial.means, ex.initial.covariances, strict=True)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(res.log_likelihood_init, np.log(0.5 * phi.sum(axis=1)).sum())
+
+
+def test_worked_example_responsibilities_at_start():
+    from bgmm import GMMParams, evaluate
+
+    ex = load_worked_example()
+    log_resp, _ = evaluate(ex.initial, ex.data)
+    resp = np.exp(log_resp)
+    np.testing.assert_allclose(resp[:, 0], [1, 1, 0.999999898, 0, 0, 0], atol=1e-9)
+    assert resp[2, 1] == pytest.approx(1.018260266e-07, rel=1e-8)
+    assert isinstance(ex.initial, GMMParams)
+
+
+def test_worked_example_second_iteration_stops_with_singular_error():
+    msg = "the covariance of component(s) [0, 1] is singular after the M step of iteration 1"
+    with pytest.raises(SingularCovarianceError, match=re.escape(msg)) as info:
+        fit_worked_example(max_iter=2)
+    assert "Increase reg_covar" in str(info.value)
+
+
+def test_worked_example_with_reg_covar_keeps_going():
+    res = fit_worked_example(max_iter=5, reg_covar=1e-3)
+    assert np.isfinite(res.log_likelihood) and res.n_iter == 5
+
+
+# ---------------------------------------------------------------- against scikit-learn
+
+
+@pytest.mark.parametrize("n_iter", [1, 15])
+def test_matches_sklearn_from_same_start(n_iter):
+    params = make_params(3, 3, seed=11, spread=3.0)
+    data = simulate(params, 300, random_state=12).data
+    start = make_params(3, 3, seed=13, spread=2.0)
+    reg = 1e-4
+    res = fit_em(
+        data,
+        3,
+        max_iter=n_iter,
+        tol=0.0,
+        reg_covar=reg,
+        weights_init=start.weights,
+        means_init=start.means,
+        covariances_init=start.covariances,
+    )
+    sk = GaussianMixture(
+        3,
+        max_iter=n_iter,
+        tol=0.0,
+        reg_covar=reg,
+        weights_init=start.weights,
+        means_init=start.means,
+        precisions_init=np.linalg.inv(start.covariances),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)  # tol=0: it cannot converge
+        sk.fit(data.values)
+    np.testing.assert_allclose(res.weights, sk.weights_, rtol=1e-8)
+    np.testing.assert_allclose(res.means, sk.means_, rtol=1e-8)
+    np.testing.assert_allclose(res.covariances, sk.covariances_, rtol=1e-8)
+    np.testing.assert_allclose(res.resp, sk.predict_proba(data.values), rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(
+        res.log_likelihood, sk.score(data.values) * data.n_samples, rtol=1e-10
+    )
+
+
+def test_default_tol_reaches_the_optimum():
+    """Continuing from the returned fit changes nothing that matters: it is the optimum."""
+    data = load_old_faithful()
+    res = fit_em(data, 2, random_state=0)
+    assert res.converged
+    more = fit_em(
+        data,
+        2,
+        tol=0.0,
+        max_iter=500,
+        weights_init=res.weights,
+        means_init=res.means,
+        covariances_init=res.covariances,
+    )
+    np.testing.assert_allclose(res.means, more.means, rtol=1e-6)
+    np.testing.assert_allclose(res.covariances, more.covariances, rtol=1e-5)
+    assert more.log_likelihood - res.log_likelihood < 1e-7
+
+
+# ---------------------------------------------------------------- EM properties
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    k=st.integers(1, 4),
+    d=st.integers(1, 3),
+    n_per=st.integers(15, 60),
+    init=st.sampled_from(["random", "kmeans", "k-means++"]),
+)
+def test_log_likelihood_never_decreases_and_bound_holds(seed, k, d, n_per, init):
+    data = simulate(make_params(k, d, seed=seed, spread=2.0), n_per * k, random_state=seed).data
+    res = fit_em(
+        data, k, max_iter=25, tol=0.0, reg_covar=1e-3, init_params=init, random_state=seed
+    )
+    h = res.history
+    ll = np.concatenate([[res.log_likelihood_init], h["log_likelihood"]])
+    roundoff = 1e-9 * np.maximum(data.n_samples, np.abs(ll[:-1]))
+    assert np.all(np.diff(ll) >= -(h["regularization_gap"] + roundoff))
+    # ln p(X | theta^t) = L(q^{t-1}, theta^t) + KL(q^{t-1} || p(Z | X, theta^t)), KL >= 0.
+    np.testing.assert_allclose(
+        h["log_likelihood"], h["lower_bound"] + h["kl"], rtol=1e-9, atol=1e-8
+    )
+    assert np.all(h["kl"] >= -1e-8)
+    np.testing.assert_allclose(h["lower_bound"], h["q_value"] + h["entropy"], rtol=1e-12)
+    np.testing.assert_allclose(res.resp.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(res.covariances) > 0)
+
+
+def test_history_has_documented_fields_and_is_immutable():
+    res = fit_em(load_old_faithful(), 2, random_state=0)
+    assert res.history.dtype.names == HISTORY_FIELDS
+    assert len(res.history) == res.n_iter
+    assert res.history_frame().index[0] == 1
+    with pytest.raises(ValueError, match="read-only"):
+        res.history["kl"][0] = 1.0
+    with pytest.raises(AttributeError):
+        res.n_iter = 3
+
+
+def test_same_seed_same_result_and_restarts_keep_the_best():
+    data = simulate(make_params(4, 2, seed=3, spread=2.5), 300, random_state=4).data
+    a = fit_em(data, 4, n_init=4, init_params="random", random_state=9)
+    b = fit_em(data, 4, n_init=4, init_params="random", random_state=9)
+    np.testing.assert_array_equal(a.means, b.means)
+    np.testing.assert_array_equal(a.init_log_likelihoods, b.init_log_likelihoods)
+    assert a.log_likelihood == pytest.approx(a.init_log_likelihoods.max(), rel=1e-14)
+    assert len(a.init_log_likelihoods) == 4
+
+
+def test_convergence_warning_when_max_iter_too_small():
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=2"):
+        fit_em(load_old_faithful(), 2, max_iter=2, random_state=0)
+
+
+def test_empty_component_is_a_clear_error():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match=re.escape("component(s) [1] received no responsibility")):
+        fit_em(
+            X,
+            2,
+            reg_covar=1e-3,
+            max_iter=3,
+            weights_init=[0.5, 0.5],
+            means_init=[[0.5, 0.5], [1e6, 1e6]],
+            covariances_init=[np.eye(2), 1e-3 * np.eye(2)],
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"tol": -1.0}, ValueError, "tol must be a finite number >= 0.0, got -1.0"),
+        ({"reg_covar": float("nan")}, ValueError, "reg_covar must be a finite number >= 0.0"),
+        ({"max_iter": 0}, ValueError, "max_iter must be an integer >= 1, got 0"),
+        ({"n_init": 1.5}, TypeError, "n_init must be an integer, got 1.5 (float)"),
+        (
+            {"init_params": "foo"},
+            ValueError,
+            "init_params must be one of ('kmeans', 'k-means++', 'random'), got 'foo'",
+        ),
+        ({"covariance_type": "diag"}, ValueError, "covariance_type must be 'full', got 'diag'"),
+        ({"weights_init": [0.2, 0.2]}, ValueError, "weights must sum to 1, got sum 0.4"),
+        (
+            {"means_init": [[0.0, 0.0]]},
+            ValueError,
+            "means must have shape (n_components, n_features) = (2, 2), got (1, 2)",
+        ),
+        (
+            {"covariances_init": [np.eye(2), -np.eye(2)]},
+            ValueError,
+            "covariances[1] is not positive definite",
+        ),
+    ],
+)
+def test_bad_settings(kwargs, exc, match):
+    with pytest.raises(exc, match=re.escape(match)):
+        fit_em(load_old_faithful(), 2, **kwargs)
+
+
+def test_singular_start_is_a_clear_error():
+    ex = load_worked_example()
+    with pytest.raises(ValueError, match="covariances\\[0\\] is not positive definite"):
+        fit_em(
+            ex.data,
+            2,
+            covariances_init=[np.ones((2, 2)), np.eye(2)],
+            weights_init=[0.5, 0.5],
+            means_init=[[0, 0], [1, 1]],
+        )
