@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import xarray as xr
 
 __all__ = ["GMMData", "Standardization", "as_data", "check_n_components"]
@@ -119,6 +120,15 @@ def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what:
     )
 
 
+def _check_not_empty(shape: tuple[int, ...], source: str) -> None:
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if shape[axis] == 0:
+            raise ValueError(
+                f"X from {source} is empty: 0 {what}(s) (shape=({shape[0]}, {shape[1]})) "
+                f"while a minimum of 1 is required; check that the data were read correctly."
+            )
+
+
 def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tuple, tuple]:
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else list(columns)
@@ -129,11 +139,7 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
                 f"{[str(c) for c in df.columns]}. Pass existing names with columns=[...]."
             )
         df = df[columns]
-    if df.shape[0] == 0 or df.shape[1] == 0:
-        raise ValueError(
-            f"X is empty (shape {df.shape}) in {source}; "
-            f"it needs at least one sample and one feature."
-        )
+    _check_not_empty(df.shape, source)
     non_numeric = [
         str(c)
         for c in df.columns
@@ -200,11 +206,29 @@ def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
 
 
 def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"X is a sparse {type(X).__name__}: Sparse data was passed, but dense data is "
+            f"required; convert it with X.toarray()."
+        )
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged lists
         raise ValueError(f"X could not be read as an array ({exc}); pass a 2-D array.") from None
-    if arr.dtype.kind in "OUSV" or arr.dtype.kind in "bc":
+    if arr.dtype.kind == "c":
+        raise ValueError(
+            f"X holds complex numbers (dtype {arr.dtype}): Complex data not supported; "
+            f"pass real values (e.g. X.real or np.abs(X))."
+        )
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"X must hold real numbers, but an object array could not be converted "
+                f"({exc}); convert the data to floats first."
+            ) from None
+    if arr.dtype.kind in "USVb":
         raise TypeError(
             f"X must hold real numbers, got dtype {arr.dtype}"
             + (f" (e.g. {arr.flat[0]!r})" if arr.size else "")
@@ -212,8 +236,8 @@ def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
         )
     if arr.ndim == 1:
         raise ValueError(
-            f"X must be 2-D (n_samples, n_features), got a 1-D array of shape {arr.shape}; "
-            f"for a single feature use X.reshape(-1, 1)."
+            f"X must be 2-D (n_samples, n_features), got a 1-D array of shape {arr.shape}. "
+            f"Reshape your data with X.reshape(-1, 1) if it has a single feature."
         )
     if arr.ndim != 2:
         raise ValueError(
@@ -284,10 +308,7 @@ def as_data(
                 f"features; pass one name per column."
             )
         names = tuple(feature_names)
-    if values.shape[0] == 0 or values.shape[1] == 0:
-        raise ValueError(
-            f"X is empty (shape {values.shape}); it needs at least one sample and one feature."
-        )
+    _check_not_empty(values.shape, src)
     if not np.isfinite(values).all():
         raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
     standardization = None

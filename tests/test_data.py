@@ -67,9 +67,12 @@ def test_standardization_records_its_transform():
         ),
         (
             np.array([1.0, 2.0, 3.0]),
-            "X must be 2-D (n_samples, n_features), got a 1-D array of shape (3,); for a single feature use X.reshape(-1, 1)",
+            "X must be 2-D (n_samples, n_features), got a 1-D array of shape (3,). Reshape your data with X.reshape(-1, 1)",
         ),
-        (np.empty((0, 2)), "X is empty (shape (0, 2))"),
+        (
+            np.empty((0, 2)),
+            "X from array is empty: 0 sample(s) (shape=(0, 2)) while a minimum of 1 is required",
+        ),
         (np.ones((2, 2, 2)), "got 3-D shape (2, 2, 2)"),
     ],
 )
@@ -144,7 +147,7 @@ def test_directory_instead_of_file(tmp_path):
 def test_header_only_csv_is_empty(tmp_path):
     path = tmp_path / "h.csv"
     path.write_text("a,b\n")
-    with pytest.raises(ValueError, match=re.escape("X is empty (shape (0, 2))")):
+    with pytest.raises(ValueError, match=re.escape("is empty: 0 sample(s) (shape=(0, 2))")):
         as_data(path)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
 from bgmm.data import as_data
@@ -17,7 +17,7 @@ from bgmm.exceptions import SingularCovarianceError
 __all__ = ["GaussianMixtureEM"]
 
 
-class GaussianMixtureEM(ClusterMixin, DensityMixin, BaseEstimator):
+class GaussianMixtureEM(DensityMixin, BaseEstimator):
     r"""Gaussian mixture fitted by EM, with the PyTensor graphs of :mod:`bgmm.em.graph`.
 
     .. math::
@@ -148,7 +148,13 @@ class GaussianMixtureEM(ClusterMixin, DensityMixin, BaseEstimator):
 
     def _evaluate(self, X) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self)
-        return evaluate(self.result_.params, X)
+        data = as_data(X)
+        if data.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {data.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input; pass the features used in fit."
+            )
+        return evaluate(self.result_.params, data)
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of every sample, shape (n_samples,)."""
