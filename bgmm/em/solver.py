@@ -200,14 +200,15 @@ def _singular_components(pivots: np.ndarray) -> list[int]:
     return [int(k) for k in np.flatnonzero(~(pivots >= SINGULAR_RTOL))]
 
 
-def _singular_message(components, covariances, where, reg_covar) -> str:
+def _singular_message(components, covariances, where, reg_covar=None) -> str:
     details = "; ".join(
         f"component {k}: eigenvalues {np.round(np.linalg.eigvalsh(covariances[k]), 10).tolist()}"
         for k in components
     )
+    setting = "" if reg_covar is None else f" with reg_covar={reg_covar}"
     return (
         f"the covariance of component(s) {components} is singular {where} ({details}), so "
-        f"its Gaussian density is undefined (reg_covar={reg_covar}). Increase reg_covar "
+        f"its Gaussian density is undefined{setting}. Increase reg_covar "
         f"(e.g. 1e-6 times the data's variance), use fewer components, or scale the data."
     )
 
@@ -547,6 +548,6 @@ def _evaluate_all(params: GMMParams, data: GMMData):
     bad = _singular_components(pivots)
     if bad:
         raise SingularCovarianceError(
-            _singular_message(bad, params.covariances, "in these parameters", "unknown")
+            _singular_message(bad, params.covariances, "in these parameters")
         )
     return log_resp, log_norm, log_phi

@@ -11,6 +11,7 @@ from sklearn.mixture import GaussianMixture
 
 from bgmm import (
     ConvergenceWarning,
+    LikelihoodDecreaseError,
     SingularCovarianceError,
     SingularCovarianceWarning,
     fit_em,
@@ -258,3 +259,49 @@ def test_singular_start_is_a_clear_error():
             weights_init=[0.5, 0.5],
             means_init=[[0, 0], [1, 1]],
         )
+
+
+def test_likelihood_decrease_is_detected(monkeypatch):
+    """A step that lowers ln p beyond round-off (a bug) raises instead of passing silently."""
+    from bgmm.em import solver
+
+    real = solver._compiled(2)
+
+    calls = []
+
+    def broken_step(*args):
+        out = list(real[1](*args))
+        calls.append(1)
+        out[5] = out[5] - 10.0 * len(calls)  # each iteration 10 nats lower than the last
+        return out
+
+    monkeypatch.setattr(solver, "_compiled", lambda d: (real[0], broken_step, real[2], real[3]))
+    with pytest.raises(LikelihoodDecreaseError, match="the log-likelihood decreased from"):
+        fit_em(load_old_faithful(), 2, reg_covar=0.0, random_state=0)
+
+
+def test_fit_on_standardized_data_maps_back_to_the_raw_fit():
+    """EM is affine-equivariant: fit on z-scores, map back with the recorded transform."""
+    raw = load_old_faithful()
+    std = load_old_faithful(standardize=True)
+    start = fit_em(raw, 2, max_iter=1, tol=0.0, reg_covar=0.0, random_state=0)
+    tr = std.standardization
+    a = fit_em(
+        raw,
+        2,
+        reg_covar=0.0,
+        weights_init=start.weights,
+        means_init=start.means,
+        covariances_init=start.covariances,
+    )
+    b = fit_em(
+        std,
+        2,
+        reg_covar=0.0,
+        weights_init=start.weights,
+        means_init=tr.transform(start.means),
+        covariances_init=start.covariances / np.multiply.outer(tr.scale, tr.scale),
+    )
+    np.testing.assert_allclose(tr.inverse_means(b.means), a.means, rtol=1e-7)
+    np.testing.assert_allclose(tr.inverse_covariances(b.covariances), a.covariances, rtol=1e-6)
+    np.testing.assert_allclose(b.weights, a.weights, rtol=1e-7)
