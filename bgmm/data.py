@@ -20,13 +20,9 @@ import pandas as pd
 import scipy.sparse
 import xarray as xr
 
+from bgmm._arrays import readonly
+
 __all__ = ["GMMData", "Standardization", "as_data", "check_n_components"]
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True)
@@ -321,9 +317,9 @@ def as_data(
                 f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
                 f"drop them or use standardize=False."
             )
-        standardization = Standardization(_readonly(center), _readonly(scale))
+        standardization = Standardization(readonly(center), readonly(scale))
         values = standardization.transform(values)
-    return GMMData(_readonly(values), names, obs, src, standardization)
+    return GMMData(readonly(values), names, obs, src, standardization)
 
 
 def check_n_components(data: GMMData, n_components: Any) -> int:

@@ -8,13 +8,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bgmm._arrays import readonly
+
 __all__ = ["GMMParams"]
-
-
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 def _as_float_array(value: Any, name: str) -> np.ndarray:
@@ -118,9 +114,7 @@ class GMMParams:
                     f"covariances[{j}] is not positive definite (eigenvalues "
                     f"{np.linalg.eigvalsh(c).tolist()}); add a small multiple of the identity."
                 ) from None
-        return cls(
-            _readonly(w / w.sum()), _readonly(mu), _readonly(0.5 * (cov + cov.swapaxes(1, 2)))
-        )
+        return cls(readonly(w / w.sum()), readonly(mu), readonly(0.5 * (cov + cov.swapaxes(1, 2))))
 
     def to_dataset(
         self, feature_names: tuple[str, ...] | None = None, component_names=None

@@ -32,6 +32,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 
+from bgmm._arrays import readonly
 from bgmm.data import GMMData, as_data, check_n_components
 from bgmm.em import graph
 from bgmm.exceptions import (
@@ -341,12 +342,6 @@ def _run(Xc, Z, start, reg_covar, tol, max_iter, fns):
     }
 
 
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
-
-
 def fit_em(
     X: Any,
     n_components: int,
@@ -477,16 +472,16 @@ def fit_em(
             stacklevel=2,
         )
     return EMResult(
-        weights=_readonly(run["weights"]),
-        means=_readonly(run["means"] + center),
-        covariances=_readonly(run["covariances"]),
-        resp=_readonly(np.exp(run["log_resp"])),
+        weights=readonly(run["weights"]),
+        means=readonly(run["means"] + center),
+        covariances=readonly(run["covariances"]),
+        resp=readonly(np.exp(run["log_resp"])),
         log_likelihood=float(run["log_likelihood"]),
         log_likelihood_init=float(run["log_likelihood_init"]),
         n_iter=run["n_iter"],
         converged=run["converged"],
         history=run["history"],
-        init_log_likelihoods=_readonly(finals),
+        init_log_likelihoods=readonly(finals),
         feature_names=data.feature_names,
     )
 

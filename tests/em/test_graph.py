@@ -27,6 +27,23 @@ def symbols(d):
     )
 
 
+def weighted_log_phi(d):
+    """Symbols and ln pi_k + ln phi_k(x_n) built from them."""
+    Xs, w, mu, cov = symbols(d)
+    log_phi = graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov))
+    return Xs, w, mu, cov, graph.weighted_log_density(log_phi, w)
+
+
+def scipy_log_phi(params, X):
+    return np.stack(
+        [
+            multivariate_normal(m, c).logpdf(X)
+            for m, c in zip(params.means, params.covariances, strict=True)
+        ],
+        axis=1,
+    ).reshape(len(X), params.n_components)
+
+
 def problem(k, d, n=60, seed=0):
     params = make_params(k, d, seed=seed)
     X = np.random.default_rng(seed + 1).normal(scale=4.0, size=(n, d))
@@ -39,27 +56,18 @@ def test_log_gaussian_density_matches_scipy(k, d):
     Xs, _, mu, cov = symbols(d)
     f = compile_fn([Xs, mu, cov], graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)))
     got = f(X, params.means, params.covariances)
-    want = np.stack(
-        [multivariate_normal(params.means[j], params.covariances[j]).logpdf(X) for j in range(k)],
-        axis=1,
-    ).reshape(len(X), k)
+    want = scipy_log_phi(params, X)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(("k", "d"), GRID)
 def test_e_step_against_numpy_and_rows_sum_to_one(k, d):
     params, X = problem(k, d)
-    Xs, w, mu, cov = symbols(d)
-    wlp = graph.weighted_log_density(
-        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
-    )
+    Xs, w, mu, cov, wlp = weighted_log_phi(d)
     log_resp, log_norm = graph.e_step(wlp)
     f = compile_fn([Xs, w, mu, cov], [log_resp, log_norm, graph.log_likelihood(log_norm)])
     lr, ln, ll = f(X, params.weights, params.means, params.covariances)
-    dens = np.stack(
-        [multivariate_normal(params.means[j], params.covariances[j]).logpdf(X) for j in range(k)],
-        axis=1,
-    ).reshape(len(X), k) + np.log(params.weights)
+    dens = scipy_log_phi(params, X) + np.log(params.weights)
     np.testing.assert_allclose(ln, logsumexp(dens, axis=1), rtol=1e-11)
     np.testing.assert_allclose(np.exp(lr).sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(ll, ln.sum(), rtol=1e-13)
@@ -67,10 +75,7 @@ def test_e_step_against_numpy_and_rows_sum_to_one(k, d):
 
 def test_e_step_survives_underflow():
     # phi_men(A) = 1.1e-29 in the worked example; far points underflow to 0 in linear space.
-    Xs, w, mu, cov = symbols(1)
-    wlp = graph.weighted_log_density(
-        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
-    )
+    Xs, w, mu, cov, wlp = weighted_log_phi(1)
     f = compile_fn([Xs, w, mu, cov], graph.e_step(wlp))
     lr, ln = f(
         np.array([[1e3]]), np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.ones((2, 1, 1))
@@ -123,10 +128,7 @@ def test_closed_form_m_step_is_stationary_point_of_lagrangian(k, d):
     params, _ = problem(k, d)
     X = np.random.default_rng(5).normal(scale=3.0, size=(80, d))
     # Responsibilities from an E step at theta_old = params.
-    Xs, w, mu, cov = symbols(d)
-    wlp = graph.weighted_log_density(
-        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
-    )
+    Xs, w, mu, cov, wlp = weighted_log_phi(d)
     log_resp, _ = graph.e_step(wlp)
     resp = np.exp(
         compile_fn([Xs, w, mu, cov], log_resp)(X, params.weights, params.means, params.covariances)
@@ -153,10 +155,7 @@ def test_closed_form_m_step_is_stationary_point_of_lagrangian(k, d):
 def test_log_likelihood_equals_q_plus_entropy_after_e_step(k, d):
     """ln p(X|theta) = Q(theta, theta) + H(q) when q = p(Z|X, theta)."""
     params, X = problem(k, d)
-    Xs, w, mu, cov = symbols(d)
-    wlp = graph.weighted_log_density(
-        graph.log_gaussian_density(Xs, mu, graph.cholesky_factors(cov)), w
-    )
+    Xs, w, mu, cov, wlp = weighted_log_phi(d)
     log_resp, log_norm = graph.e_step(wlp)
     resp = pt.exp(log_resp)
     q = graph.q_value(resp, wlp)
