@@ -1,0 +1,29 @@
+"""The Bayesian solver: a PyMC model of the same mixture, sampled by NUTS.
+
+Depends on the data layer, and on :mod:`bgmm.em` for the starting point and the labels;
+the PyMC model itself shares no graph with the EM solver.
+"""
+
+from bgmm.bayes.membership import draw_memberships, membership
+from bgmm.bayes.model import build_model, initial_values, model_coords
+from bgmm.bayes.priors import Priors
+from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
+from bgmm.bayes.sampling import CONTRACT_VARIABLES, SamplingWarning, sample_posterior
+
+__all__ = [
+    # model
+    "Priors",
+    "build_model",
+    "initial_values",
+    "model_coords",
+    # sampling
+    "CONTRACT_VARIABLES",
+    "SamplingWarning",
+    "sample_posterior",
+    # labels and memberships
+    "assignment_costs",
+    "match_to_reference",
+    "relabel_dataset",
+    "draw_memberships",
+    "membership",
+]

@@ -1,0 +1,96 @@
+r"""Cluster memberships with uncertainty: :math:`p(z_n = k \mid x_n, \theta)` over draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.special import logsumexp
+
+from bgmm.data import GMMData, as_data
+
+__all__ = ["draw_memberships", "membership"]
+
+
+def draw_memberships(
+    weights: np.ndarray, means: np.ndarray, covariances: np.ndarray, X: np.ndarray
+) -> np.ndarray:
+    r"""Responsibilities of every sample under every draw, shape (n_draws, n_samples, K).
+
+    NumPy/SciPy only (independent of the EM graphs):
+
+    .. math::
+        \gamma^{(s)}_{nk} \propto \pi^{(s)}_k \mathcal{N}(x_n \mid \mu^{(s)}_k, \Sigma^{(s)}_k)
+    """
+    chol = np.linalg.cholesky(covariances)  # (S, K, d, d)
+    diff = X[None, None, :, :] - means[:, :, None, :]  # (S, K, N, d)
+    solved = np.linalg.solve(chol[:, :, None, :, :], diff[..., None])[..., 0]
+    maha = (solved**2).sum(axis=-1)  # (S, K, N)
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (S, K)
+    d = X.shape[1]
+    log_phi = -0.5 * (d * np.log(2 * np.pi) + log_det[:, :, None] + maha)
+    weighted = log_phi + np.log(weights)[:, :, None]
+    log_resp = weighted - logsumexp(weighted, axis=1, keepdims=True)
+    return np.exp(log_resp).transpose(0, 2, 1)
+
+
+def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: int = 500):
+    r"""Posterior membership of every observation.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree or Dataset
+        Relabelled posterior with ``weights``, ``means`` and ``covariances``.
+    data : GMMData or anything :func:`bgmm.as_data` reads
+    em_resp : ndarray of shape (n_samples, n_components), optional
+        EM's plug-in responsibilities (``predict_proba``), for the agreement variables.
+    ci_prob : float, default 0.94
+        Probability of the equal-tailed interval.
+    chunk : int
+        Draws processed at once (bounds memory).
+
+    Returns
+    -------
+    xarray.Dataset with dims (obs_id, component)
+        ``mean``, ``lower``, ``upper`` (interval of :math:`p(z_n=k \mid x_n, \theta)` over
+        draws), ``entropy`` (of the mean membership, nats), ``most_probable``; with
+        ``em_resp``: ``em_resp``, ``abs_difference`` and ``same_component``.
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
+    data = data if isinstance(data, GMMData) else as_data(data)
+    post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior
+    stacked = post[["weights", "means", "covariances"]].stack(sample=("chain", "draw"))
+    w = stacked["weights"].transpose("sample", "component").values
+    mu = stacked["means"].transpose("sample", "component", "feature").values
+    cov = stacked["covariances"].transpose("sample", "component", "feature", "feature_bis").values
+    X = np.asarray(data.values)
+    resp = np.concatenate(
+        [
+            draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov[i : i + chunk], X)
+            for i in range(0, w.shape[0], chunk)
+        ]
+    )
+    mean = resp.mean(axis=0)
+    tail = (1.0 - ci_prob) / 2.0
+    lower, upper = np.quantile(resp, [tail, 1.0 - tail], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(mean > 0, mean * np.log(mean), 0.0).sum(axis=1)
+    dims = ("obs_id", "component")
+    coords = {"obs_id": list(data.obs_names), "component": post["component"].values}
+    ds = xr.Dataset(
+        {
+            "mean": (dims, mean),
+            "lower": (dims, lower),
+            "upper": (dims, upper),
+            "entropy": (("obs_id",), entropy),
+            "most_probable": (("obs_id",), mean.argmax(axis=1)),
+        },
+        coords=coords,
+        attrs={"ci_prob": ci_prob, "n_draws": int(w.shape[0])},
+    )
+    if em_resp is not None:
+        em_resp = np.asarray(em_resp)
+        ds["em_resp"] = (dims, em_resp)
+        ds["abs_difference"] = (dims, np.abs(mean - em_resp))
+        ds["same_component"] = (("obs_id",), mean.argmax(axis=1) == em_resp.argmax(axis=1))
+    return ds
