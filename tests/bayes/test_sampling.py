@@ -1,0 +1,178 @@
+"""Sampling tests: few and short, since compilation dominates their time."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bgmm import GMMParams, fit_em, load_old_faithful, simulate
+from bgmm.bayes import (
+    SamplingWarning,
+    assignment_costs,
+    match_to_reference,
+    sample_posterior,
+)
+from bgmm.bayes.sampling import _check_chains
+
+TRUTH = GMMParams.from_arrays(
+    [0.4, 0.6],
+    [[0.0, 0.0], [5.0, 3.0]],
+    [[[1.0, 0.3], [0.3, 0.5]], [[0.8, -0.2], [-0.2, 1.2]]],
+)
+SETTINGS = {"draws": 300, "tune": 300, "chains": 2, "random_seed": 3, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    sim = simulate(TRUTH, 150, random_state=11, feature_names=["a", "b"])
+    return sim, fit_em(sim.data, 2, n_init=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def tree(simulated):
+    sim, em = simulated
+    return sample_posterior(sim.data, 2, em=em, **SETTINGS)
+
+
+def test_groups_names_and_dims(tree, simulated):
+    sim, _ = simulated
+    for group in (
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "observed_data",
+        "relabeling",
+        "em",
+        "membership",
+    ):
+        assert group in tree.children, group
+    post = tree["posterior"]
+    assert set(post.data_vars) == {"weights", "means", "covariances"}
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert post["means"].shape == (2, 300, 2, 2)
+    assert list(post["feature"].values) == ["a", "b"]
+    assert tree["log_likelihood"]["x"].dims == ("chain", "draw", "obs_id")
+    assert tree["log_likelihood"]["x"].shape == (2, 300, 150)
+    np.testing.assert_array_equal(tree["observed_data"]["x"].values, sim.data.values)
+    for name in ("weights", "means", "covariances"):
+        assert tree["em"][name].dims == post[name].dims[2:]
+    settings = json.loads(tree.attrs["bgmm_settings"])
+    assert settings["draws"] == 300 and settings["sampler"] == "nutpie"
+    assert settings["random_seed"] == 3
+    versions = json.loads(tree.attrs["bgmm_versions"])
+    assert {"bgmm", "pymc", "pytensor", "arviz", "nutpie"} <= set(versions)
+
+
+def test_pointwise_log_likelihood_matches_em_formula(tree, simulated):
+    """log_likelihood/x at a draw is ln p(x_n | theta_draw), computed independently."""
+    from bgmm import evaluate
+
+    sim, _ = simulated
+    post = tree["posterior"]
+    draw = {"chain": 1, "draw": 17}
+    params = GMMParams(
+        post["weights"].sel(draw).values,
+        post["means"].sel(draw).values,
+        post["covariances"].sel(draw).values,
+    )
+    np.testing.assert_allclose(
+        tree["log_likelihood"]["x"].sel(draw).values, evaluate(params, sim.data)[1], rtol=1e-8
+    )
+
+
+def test_relabeling_records_permutation_cost_margin_and_rhat(tree):
+    rel = tree["relabeling"]
+    assert rel["permutation"].dims == ("chain", "draw", "component")
+    assert np.all(np.sort(rel["permutation"].values, axis=-1) == [0, 1])
+    assert rel["cost"].dims == rel["cost_margin"].dims == ("chain", "draw")
+    assert np.all(rel["cost_margin"].values >= 0)
+    before, after = json.loads(rel.attrs["r_hat_before"]), json.loads(rel.attrs["r_hat_after"])
+    assert set(before) == set(after) == {"weights", "means", "covariances"}
+    assert max(after.values()) < 1.05
+
+
+def test_recovers_the_truth(tree, simulated):
+    _, em = simulated
+    # EM's labels are arbitrary: align the truth to them, then compare with the posterior.
+    source, _, _ = match_to_reference(assignment_costs(TRUTH.means[None], em.params))
+    truth_means = TRUTH.means[source[0]]
+    truth_weights = TRUTH.weights[source[0]]
+    post = tree["posterior"]
+    mean, sd = post["means"].mean(("chain", "draw")), post["means"].std(("chain", "draw"))
+    assert np.all(np.abs(mean.values - truth_means) < 4 * sd.values)
+    w_mean, w_sd = post["weights"].mean(("chain", "draw")), post["weights"].std(("chain", "draw"))
+    assert np.all(np.abs(w_mean.values - truth_weights) < 4 * w_sd.values)
+    cov = post["covariances"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(cov, TRUTH.covariances[source[0]], atol=0.5)
+
+
+def test_memberships(tree, simulated):
+    _, em = simulated
+    m = tree["membership"]
+    assert m["mean"].dims == ("obs_id", "component")
+    np.testing.assert_allclose(m["mean"].sum("component"), 1.0, rtol=1e-10)
+    assert np.all((0 <= m["lower"]) & (m["lower"] <= m["upper"]) & (m["upper"] <= 1))
+    assert np.all(m["entropy"] >= 0) and np.all(m["entropy"] <= np.log(2) + 1e-12)
+    np.testing.assert_array_equal(m["em_resp"].values, em.resp)
+    assert float(m["same_component"].mean()) > 0.95
+
+
+def test_same_seed_same_draws(tree, simulated):
+    sim, em = simulated
+    again = sample_posterior(sim.data, 2, em=em, **SETTINGS)
+    # identical values; only the timing attributes differ
+    xr.testing.assert_equal(again["posterior"].to_dataset(), tree["posterior"].to_dataset())
+
+
+def test_pymc_nuts_is_selectable():
+    data = simulate(TRUTH, 60, random_state=2).data
+    out = sample_posterior(
+        data, 2, draws=30, tune=30, chains=1, sampler="pymc", random_seed=1, progressbar=False
+    )
+    assert out["posterior"]["means"].shape == (1, 30, 2, 2)
+    assert json.loads(out.attrs["bgmm_settings"])["sampler"] == "pymc"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"sampler": "stan"}, ValueError, "sampler must be one of ('nutpie', 'pymc'), got 'stan'"),
+        ({"draws": 0}, ValueError, "draws must be at least 1, got 0"),
+        ({"chains": 2.5}, TypeError, "chains must be an integer, got 2.5 (float)"),
+        (
+            {"em": "fit"},
+            TypeError,
+            "em must be an EMResult, a fitted GaussianMixtureEM or GMMParams, got str",
+        ),
+        (
+            {"em": TRUTH, "n_components": 3},
+            ValueError,
+            "em has 2 components and 2 features, but n_components=3",
+        ),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    kwargs = {"n_components": 2, **kwargs}
+    with pytest.raises(exc, match=re.escape(match)):
+        sample_posterior(load_old_faithful(), **kwargs)
+
+
+def test_stuck_chains_and_divergences_warn():
+    rng = np.random.default_rng(0)
+    ll = rng.normal(size=(2, 100, 30)) + np.array([0.0, -3.0])[:, None, None]
+    tree = xr.DataTree.from_dict(
+        {
+            "sample_stats": xr.Dataset(
+                {"diverging": (("chain", "draw"), rng.uniform(size=(2, 100)) < 0.05)}
+            ),
+            "log_likelihood": xr.Dataset({"x": (("chain", "draw", "obs_id"), ll)}),
+        }
+    )
+    with pytest.warns(
+        SamplingWarning, match=r"divergent transitions .* different modes .* Try more tuning"
+    ):
+        _check_chains(tree, 2)
