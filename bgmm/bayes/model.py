@@ -95,11 +95,14 @@ def build_model(data, n_components: int, priors: Priors | None = None) -> pm.Mod
             chol @ chol.transpose(0, 2, 1),
             dims=("component", "feature", "feature_bis"),
         )
+        # Observations as pm.Data: models of the same shape and priors then share one
+        # compiled graph, so refitting new data (simulation studies) skips compilation.
+        x_obs = pm.Data("x_obs", np.asarray(data.values), dims=("obs_id", "feature"))
         pm.Mixture(
             "x",
             w=weights,
             comp_dists=pm.MvNormal.dist(mu=means, chol=chol),
-            observed=np.asarray(data.values),
+            observed=x_obs,
             dims=("obs_id", "feature"),
         )
     model.bgmm_priors = p
