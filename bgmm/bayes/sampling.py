@@ -98,6 +98,18 @@ def _check_chains(tree, n_chains: int) -> None:
         )
 
 
+def _start_kwargs(model: pm.Model, sampler: str) -> dict[str, Any]:
+    """How each sampler jitters the common starting point, per chain.
+
+    nutpie draws one initial point per chain from PyMC's initial-point function with
+    ``jitter_rvs``; PyMC's NUTS does the same with ``init="jitter+adapt_diag"``. Both add
+    uniform [-1, 1] noise in the unconstrained space to every free variable.
+    """
+    if sampler == "nutpie":
+        return {"compile_kwargs": {"jitter_rvs": set(model.free_RVs)}}
+    return {"init": "jitter+adapt_diag", "cores": 1}
+
+
 def sample_posterior(
     data: Any,
     n_components: int,
@@ -169,12 +181,7 @@ def sample_posterior(
         )
     model = build_model(data, k, priors)
     initvals = initial_values(model, params)
-    kwargs: dict[str, Any] = {}
-    if sampler == "nutpie":
-        kwargs["compile_kwargs"] = {"jitter_rvs": set(model.free_RVs)}
-    else:
-        kwargs["init"] = "jitter+adapt_diag"
-        kwargs["cores"] = 1
+    kwargs = _start_kwargs(model, sampler)
     with model:
         tree = pm.sample(
             draws=draws,

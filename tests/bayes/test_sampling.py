@@ -176,3 +176,31 @@ def test_stuck_chains_and_divergences_warn():
         SamplingWarning, match=r"divergent transitions .* different modes .* Try more tuning"
     ):
         _check_chains(tree, 2)
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_chains_start_at_the_em_estimate_jittered_per_chain(sampler, simulated):
+    from pymc.initial_point import make_initial_point_fn
+
+    from bgmm.bayes import build_model, initial_values
+    from bgmm.bayes.sampling import _start_kwargs
+
+    sim, em = simulated
+    model = build_model(sim.data, 2)
+    kwargs = _start_kwargs(model, sampler)
+    if sampler == "nutpie":
+        jitter = kwargs["compile_kwargs"]["jitter_rvs"]
+    else:
+        assert kwargs["init"].startswith("jitter")
+        jitter = set(model.free_RVs)
+    assert jitter == set(model.free_RVs)
+    exact = make_initial_point_fn(
+        model=model, overrides=initial_values(model, em.params), jitter_rvs=set()
+    )(0)
+    point_fn = make_initial_point_fn(
+        model=model, overrides=initial_values(model, em.params), jitter_rvs=jitter
+    )
+    chain_a, chain_b = point_fn(1), point_fn(2)
+    for name, value in exact.items():
+        assert np.all(np.abs(chain_a[name] - value) <= 1.0)  # around the EM estimate
+        assert not np.array_equal(chain_a[name], chain_b[name])  # different per chain
