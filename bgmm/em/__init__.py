@@ -10,14 +10,17 @@ from bgmm.em.solver import (
     fit_em,
     log_component_densities,
 )
+from bgmm.em.uncertainty import StandardErrors, standard_errors
 
 __all__ = [
     "HISTORY_FIELDS",
     "SINGULAR_RTOL",
     "EMResult",
+    "StandardErrors",
     "GaussianMixtureEM",
     "evaluate",
     "fit_em",
     "graph",
     "log_component_densities",
+    "standard_errors",
 ]
