@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bgmm import GMMParams, fit_em, load_old_faithful, simulate
+from bgmm import GMMParams, load_old_faithful, simulate
 from bgmm.bayes import (
     SamplingWarning,
     assignment_costs,
@@ -15,25 +15,8 @@ from bgmm.bayes import (
     sample_posterior,
 )
 from bgmm.bayes.sampling import _check_chains
-
-TRUTH = GMMParams.from_arrays(
-    [0.4, 0.6],
-    [[0.0, 0.0], [5.0, 3.0]],
-    [[[1.0, 0.3], [0.3, 0.5]], [[0.8, -0.2], [-0.2, 1.2]]],
-)
-SETTINGS = {"draws": 300, "tune": 300, "chains": 2, "random_seed": 3, "progressbar": False}
-
-
-@pytest.fixture(scope="module")
-def simulated():
-    sim = simulate(TRUTH, 150, random_state=11, feature_names=["a", "b"])
-    return sim, fit_em(sim.data, 2, n_init=3, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def tree(simulated):
-    sim, em = simulated
-    return sample_posterior(sim.data, 2, em=em, **SETTINGS)
+from tests.conftest import SAMPLING_SETTINGS as SETTINGS
+from tests.conftest import SAMPLING_TRUTH as TRUTH
 
 
 def test_groups_names_and_dims(tree, simulated):

@@ -1,0 +1,193 @@
+"""EM against the posterior: one labelled table, built with ArviZ.
+
+Every scalar parameter (``weights``, ``means``, ``covariances``, with the dims both solvers
+share) gets the EM estimate and its standard error beside the posterior mean, sd, HDI,
+MCSE, ESS and r_hat, with three agreement diagnostics:
+
+* ``em_in_hdi``: the EM value lies inside the posterior HDI;
+* ``z``: (EM - posterior mean) / posterior sd;
+* ``se_ratio``: EM standard error / posterior sd (near 1 when the posterior is close to the
+  normal approximation at the maximum likelihood estimate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bgmm.bayes.sampling import CONTRACT_VARIABLES
+from bgmm.data import as_data
+from bgmm.em import EMResult, GaussianMixtureEM, standard_errors
+
+__all__ = ["Comparison", "compare", "em_dataset"]
+
+STATISTICS = (
+    "em",
+    "em_se",
+    "mean",
+    "sd",
+    "hdi_lower",
+    "hdi_upper",
+    "mcse",
+    "ess_bulk",
+    "r_hat",
+    "em_in_hdi",
+    "z",
+    "se_ratio",
+)
+
+
+def _em_result(em: Any) -> EMResult:
+    if isinstance(em, EMResult):
+        return em
+    if isinstance(em, GaussianMixtureEM) and hasattr(em, "result_"):
+        return em.result_
+    raise TypeError(
+        f"em must be an EMResult or a fitted GaussianMixtureEM, got {type(em).__name__}."
+    )
+
+
+def em_dataset(em: Any, feature_names=None, standard_error: Any = None) -> xr.Dataset:
+    """The EM estimate with the posterior's names and dims (and, optionally, its SEs).
+
+    Variables ``weights (component)``, ``means (component, feature)``,
+    ``covariances (component, feature, feature_bis)``; with ``standard_error`` (a
+    :class:`bgmm.em.StandardErrors`) also ``<name>_se``. ArviZ functions take it directly.
+    """
+    result = _em_result(em)
+    ds = result.params.to_dataset(feature_names or result.feature_names)
+    if standard_error is not None:
+        for name in CONTRACT_VARIABLES:
+            ds[f"{name}_se"] = (ds[name].dims, np.asarray(getattr(standard_error, name)))
+    return ds
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The comparison of an EM fit with a posterior.
+
+    Attributes
+    ----------
+    parameters : xarray.DataTree
+        One child per parameter (``weights``, ``means``, ``covariances``), each a Dataset
+        of the statistics in ``STATISTICS`` over that parameter's dims.
+    membership : dict
+        ``share_same_component`` (share of observations whose most probable component is
+        the same under EM and under the posterior mean membership) and
+        ``max_abs_difference`` (largest difference of membership probability).
+    ci_prob : float
+    """
+
+    parameters: xr.DataTree
+    membership: dict
+    ci_prob: float
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per scalar parameter (covariances: lower triangle), one column per statistic."""
+        frames = []
+        for name in CONTRACT_VARIABLES:
+            ds = self.parameters[name].to_dataset()
+            df = ds.to_dataframe()
+            if name == "covariances":
+                features = list(ds["feature"].values)
+                keep = [
+                    features.index(f) >= features.index(g)
+                    for f, g in zip(
+                        df.index.get_level_values("feature"),
+                        df.index.get_level_values("feature_bis"),
+                        strict=True,
+                    )
+                ]
+                df = df[keep]
+            df.index = [
+                f"{name}[{', '.join(str(v) for v in (i if isinstance(i, tuple) else (i,)))}]"
+                for i in df.index
+            ]
+            frames.append(df[list(STATISTICS)])
+        out = pd.concat(frames)
+        out.index.name = "parameter"
+        return out
+
+
+def compare(em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94) -> Comparison:
+    """Put the EM estimate beside the posterior, parameter by parameter.
+
+    Parameters
+    ----------
+    em : EMResult or fitted GaussianMixtureEM
+        Labelled like the posterior (``sample_posterior`` relabels its draws to these
+        components).
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior`: needs the ``posterior`` and
+        ``observed_data`` groups (and ``membership`` for the membership agreement).
+    ci_prob : float, default 0.94
+        Probability of the highest-density intervals.
+
+    Returns
+    -------
+    Comparison
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
+    result = _em_result(em)
+    for group in ("posterior", "observed_data"):
+        if group not in posterior.children:
+            raise ValueError(
+                f"posterior has no '{group}' group; pass the DataTree returned by "
+                f"bgmm.bayes.sample_posterior."
+            )
+    data = as_data(posterior["observed_data"]["x"])
+    se = standard_errors(result.params, data)
+    em_ds = em_dataset(result, data.feature_names, se)
+    post = posterior["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
+    if post.sizes["component"] != result.weights.shape[0]:
+        raise ValueError(
+            f"the posterior has {post.sizes['component']} components but the EM fit has "
+            f"{result.weights.shape[0]}."
+        )
+    hdi = azs.hdi(post, prob=ci_prob)
+    mcse = azs.mcse(post)
+    ess = azs.ess(post, method="bulk")
+    rhat = azs.rhat(post)
+    children = {}
+    for name in CONTRACT_VARIABLES:
+        est, est_se = em_ds[name], em_ds[f"{name}_se"]
+        mean = post[name].mean(("chain", "draw"))
+        sd = post[name].std(("chain", "draw"), ddof=1)
+        lower = hdi[name].sel(ci_bound="lower", drop=True)
+        upper = hdi[name].sel(ci_bound="upper", drop=True)
+        ds = xr.Dataset(
+            {
+                "em": est,
+                "em_se": est_se,
+                "mean": mean,
+                "sd": sd,
+                "hdi_lower": lower,
+                "hdi_upper": upper,
+                "mcse": mcse[name],
+                "ess_bulk": ess[name],
+                "r_hat": rhat[name],
+                "em_in_hdi": (est >= lower) & (est <= upper),
+                "z": (est - mean) / sd,
+                "se_ratio": est_se / sd,
+            },
+            attrs={"ci_prob": ci_prob, "ci_kind": "hdi"},
+        )
+        children[name] = xr.DataTree(ds.transpose(*post[name].dims[2:]))
+    membership = {}
+    if "membership" in posterior.children:
+        m = posterior["membership"].to_dataset()
+        em_resp = np.asarray(result.resp)
+        post_mean = m["mean"].values
+        membership = {
+            "share_same_component": float(
+                np.mean(post_mean.argmax(axis=1) == em_resp.argmax(axis=1))
+            ),
+            "max_abs_difference": float(np.abs(post_mean - em_resp).max()),
+        }
+    return Comparison(xr.DataTree.from_dict(children), membership, ci_prob)
