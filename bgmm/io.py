@@ -1,0 +1,237 @@
+"""Saved fits: data, settings, EM result with its history, posterior, comparison, versions.
+
+One netCDF-4 file (HDF5, written by h5netcdf), an open format that any netCDF or HDF5 tool
+reads; no pickle. The posterior's groups sit at the root of the file, as ArviZ expects, so
+``xarray.open_datatree(path)`` gives a tree that ArviZ functions take directly.
+
+Writes are atomic: the file is written under a temporary name in the target directory and
+renamed into place only when complete, so an interrupted save never leaves a half-written
+file under the final name and never replaces a good earlier file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bgmm.compare import Comparison
+from bgmm.data import GMMData, Standardization, as_data
+from bgmm.em import EMResult
+from bgmm.em.solver import HISTORY_FIELDS
+
+__all__ = ["SavedFit", "load_fit", "save_fit"]
+
+FORMAT_VERSION = 1
+_ENGINE = "h5netcdf"
+
+
+@dataclass(frozen=True, eq=False)
+class SavedFit:
+    """A fit loaded back from disk.
+
+    Attributes
+    ----------
+    data : GMMData
+    em : EMResult
+    posterior : xarray.DataTree or None
+        The tree of :func:`bgmm.bayes.sample_posterior` (its groups), if one was saved.
+    comparison : Comparison or None
+    settings : dict
+        Whatever the caller stored (for example the command line that made the fit).
+    versions : dict
+        Package versions at save time.
+    """
+
+    data: GMMData
+    em: EMResult
+    posterior: xr.DataTree | None
+    comparison: Comparison | None
+    settings: dict
+    versions: dict
+
+
+def _data_dataset(data: GMMData) -> xr.Dataset:
+    ds = data.to_dataarray().to_dataset(name="x")
+    ds.attrs = {"source": data.source}
+    if data.standardization is not None:
+        ds["standardization_center"] = ("feature", np.asarray(data.standardization.center))
+        ds["standardization_scale"] = ("feature", np.asarray(data.standardization.scale))
+    return ds
+
+
+def _em_dataset(em: EMResult, data: GMMData) -> xr.Dataset:
+    ds = em.params.to_dataset(data.feature_names)
+    ds["resp"] = (("obs_id", "component"), np.asarray(em.resp))
+    ds = ds.assign_coords(obs_id=list(data.obs_names))
+    for field in HISTORY_FIELDS:
+        ds[f"history_{field}"] = ("iteration", np.asarray(em.history[field]))
+    ds = ds.assign_coords(iteration=np.arange(1, em.n_iter + 1))
+    ds["init_log_likelihoods"] = ("restart", np.asarray(em.init_log_likelihoods))
+    ds.attrs = {
+        "log_likelihood": em.log_likelihood,
+        "log_likelihood_init": em.log_likelihood_init,
+        "n_iter": em.n_iter,
+        "converged": int(em.converged),
+    }
+    return ds
+
+
+def save_fit(
+    path: str | os.PathLike,
+    *,
+    data: Any,
+    em: EMResult,
+    posterior: xr.DataTree | None = None,
+    comparison: Comparison | None = None,
+    settings: dict | None = None,
+) -> Path:
+    """Write a whole fit to one netCDF-4 file, atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target file (``.nc``); its directory must exist.
+    data : GMMData or anything :func:`bgmm.as_data` reads
+    em : EMResult
+    posterior : xarray.DataTree, optional
+        From :func:`bgmm.bayes.sample_posterior`.
+    comparison : Comparison, optional
+        From :func:`bgmm.compare`.
+    settings : dict, optional
+        JSON-serialisable settings to keep with the fit.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from bgmm.bayes.sampling import _versions
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot save to '{path}': directory '{path.parent}' does not exist.")
+    data = data if isinstance(data, GMMData) else as_data(data)
+    groups: dict[str, xr.Dataset] = {}
+    if posterior is not None:
+        for name, node in posterior.children.items():
+            groups[name] = node.to_dataset()
+    groups["bgmm_data"] = _data_dataset(data)
+    groups["bgmm_em"] = _em_dataset(em, data)
+    if comparison is not None:
+        for name, node in comparison.parameters.children.items():
+            groups[f"bgmm_comparison/{name}"] = node.to_dataset()
+    root = xr.Dataset(
+        attrs={
+            **(dict(posterior.attrs) if posterior is not None else {}),
+            "bgmm_format_version": FORMAT_VERSION,
+            "bgmm_saved_settings": json.dumps(settings or {}),
+            "bgmm_saved_versions": json.dumps(_versions()),
+            "bgmm_has_posterior": int(posterior is not None),
+            "bgmm_comparison_membership": json.dumps(
+                comparison.membership if comparison is not None else None
+            ),
+            "bgmm_comparison_ci_prob": comparison.ci_prob if comparison is not None else -1.0,
+        }
+    )
+    tree = xr.DataTree.from_dict({"/": root, **groups})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine=_ENGINE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_fit(path: str | os.PathLike) -> SavedFit:
+    """Read a fit written by :func:`save_fit`.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, unreadable, or not a bgmm fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"saved fit '{path}' does not exist; check the path.")
+    try:
+        with xr.open_datatree(path, engine=_ENGINE) as opened:
+            tree = opened.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"'{path}' could not be read as a saved bgmm fit (netCDF-4): {exc}"
+        ) from None
+    if "bgmm_format_version" not in tree.attrs or "bgmm_em" not in tree.children:
+        raise ValueError(f"'{path}' is a netCDF file but not a saved bgmm fit.")
+    d = tree["bgmm_data"].to_dataset()
+    standardization = None
+    if "standardization_center" in d:
+        standardization = Standardization(
+            d["standardization_center"].values, d["standardization_scale"].values
+        )
+    data = as_data(d["x"], source=d.attrs["source"])
+    data = GMMData(data.values, data.feature_names, data.obs_names, data.source, standardization)
+    e = tree["bgmm_em"].to_dataset()
+    history = np.array(
+        list(zip(*(e[f"history_{f}"].values for f in HISTORY_FIELDS), strict=True)),
+        dtype=[(f, "f8") for f in HISTORY_FIELDS],
+    )
+    history.setflags(write=False)
+    em = EMResult(
+        weights=e["weights"].values,
+        means=e["means"].values,
+        covariances=e["covariances"].values,
+        resp=e["resp"].values,
+        log_likelihood=float(e.attrs["log_likelihood"]),
+        log_likelihood_init=float(e.attrs["log_likelihood_init"]),
+        n_iter=int(e.attrs["n_iter"]),
+        converged=bool(e.attrs["converged"]),
+        history=history,
+        init_log_likelihoods=e["init_log_likelihoods"].values,
+        feature_names=data.feature_names,
+    )
+    for arr in (em.weights, em.means, em.covariances, em.resp, em.init_log_likelihoods):
+        arr.setflags(write=False)
+    posterior = None
+    if int(tree.attrs["bgmm_has_posterior"]):
+        posterior = xr.DataTree.from_dict(
+            {
+                name: node.to_dataset()
+                for name, node in tree.children.items()
+                if not name.startswith("bgmm_")
+            }
+        )
+        posterior.attrs = {k: v for k, v in tree.attrs.items() if not k.startswith("bgmm_saved")}
+        for key in list(posterior.attrs):
+            if key in ("bgmm_format_version", "bgmm_has_posterior") or key.startswith(
+                "bgmm_comparison"
+            ):
+                del posterior.attrs[key]
+    comparison = None
+    if "bgmm_comparison" in tree.children:
+        comparison = Comparison(
+            xr.DataTree.from_dict(
+                {
+                    name: node.to_dataset()
+                    for name, node in tree["bgmm_comparison"].children.items()
+                }
+            ),
+            json.loads(tree.attrs["bgmm_comparison_membership"]),
+            float(tree.attrs["bgmm_comparison_ci_prob"]),
+        )
+    return SavedFit(
+        data=data,
+        em=em,
+        posterior=posterior,
+        comparison=comparison,
+        settings=json.loads(tree.attrs["bgmm_saved_settings"]),
+        versions=json.loads(tree.attrs["bgmm_saved_versions"]),
+    )
