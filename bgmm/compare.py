@@ -150,10 +150,11 @@ def compare(em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94) -> Compar
             f"the posterior has {post.sizes['component']} components but the EM fit has "
             f"{result.weights.shape[0]}."
         )
-    hdi = azs.hdi(post, prob=ci_prob)
-    mcse = azs.mcse(post)
-    ess = azs.ess(post, method="bulk")
-    rhat = azs.rhat(post)
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant weights when K = 1
+        hdi = azs.hdi(post, prob=ci_prob)
+        mcse = azs.mcse(post)
+        ess = azs.ess(post, method="bulk")
+        rhat = azs.rhat(post)
     children = {}
     for name in CONTRACT_VARIABLES:
         est, est_se = em_ds[name], em_ds[f"{name}_se"]

@@ -67,7 +67,9 @@ def _versions() -> dict[str, str]:
 
 
 def _max_rhat(ds: xr.Dataset) -> dict[str, float]:
-    rhat = azs.rhat(ds, sample_dims=["chain", "draw"])
+    # A constant variable (the weight of a single component) has no r_hat: NaN, quietly.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = azs.rhat(ds, sample_dims=["chain", "draw"])
     return {name: float(rhat[name].max()) for name in rhat.data_vars}
 
 

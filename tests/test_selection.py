@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from bgmm import GaussianMixtureEM, GMMParams, simulate
+from bgmm.selection import n_parameters, select_k
+
+TRUTH = GMMParams.from_arrays([0.3, 0.3, 0.4], [[0, 0], [4, 0], [2, 4]], [np.eye(2) * 0.5] * 3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate(TRUTH, 200, random_state=0).data
+
+
+def test_em_criteria_against_the_estimator_and_pick_the_true_k(data):
+    table = select_k(data, [1, 2, 3, 4], random_state=0, loo=False)
+    assert list(table.index) == [1, 2, 3, 4]
+    for k in (1, 3):
+        m = GaussianMixtureEM(k, n_init=5, random_state=0).fit(data.values)
+        assert table.loc[k, "bic"] == pytest.approx(m.bic(data.values), rel=1e-9)
+        assert table.loc[k, "aic"] == pytest.approx(m.aic(data.values), rel=1e-9)
+        resp = m.predict_proba(data.values)
+        entropy = -np.sum(resp * np.log(np.clip(resp, 1e-300, None)))
+        assert table.loc[k, "icl"] == pytest.approx(m.bic(data.values) + 2 * entropy, rel=1e-9)
+    assert table["bic"].idxmin() == 3 and table["icl"].idxmin() == 3
+    assert n_parameters(3, 2) == table.loc[3, "n_parameters"] == 17
+
+
+def test_loo_beside_the_criteria(data):
+    table = select_k(data, [1, 3], random_state=0, draws=200, tune=200)
+    assert {"elpd_loo", "elpd_loo_se", "p_loo", "looic", "pareto_k_bad"} <= set(table.columns)
+    np.testing.assert_allclose(table["looic"], -2 * table["elpd_loo"])
+    # three well separated clusters: K=3 predicts far better than K=1
+    diff = table.loc[3, "elpd_loo"] - table.loc[1, "elpd_loo"]
+    assert diff > 4 * table["elpd_loo_se"].max()
+
+
+def test_bad_k_range(data):
+    with pytest.raises(ValueError, match="n_components must be at least 1, got 0"):
+        select_k(data, [0, 1], loo=False)
+    with pytest.raises(ValueError, match="k_range is empty"):
+        select_k(data, [], loo=False)
