@@ -6,14 +6,29 @@ import os
 import tempfile
 from pathlib import Path
 
+import arviz_plots as azp
 import numpy as np
+import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
+from scipy import stats
 
 from bgmm.data import GMMData
 from bgmm.params import GMMParams
 
-__all__ = ["add_ellipses", "plot_fit", "save_figure"]
+__all__ = [
+    "add_ellipses",
+    "plot_ellipses_with_draws",
+    "plot_em_trace",
+    "plot_fit",
+    "plot_forest_em",
+    "plot_membership_uncertainty",
+    "plot_posterior_with_em",
+    "plot_rank",
+    "plot_select_k",
+    "save_figure",
+    "save_plot_collection",
+]
 
 
 def add_ellipses(ax, params: GMMParams, dims=(0, 1), n_std=(1.0, 2.0), **kwargs) -> None:
@@ -59,16 +74,151 @@ def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") 
     return fig
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save atomically: write a temporary file beside ``path``, then rename it into place."""
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save atomically: write a temporary file beside ``path``, then rename it into place."""
+    return _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+
+
+# --------------------------------------------------------------------------------------
+# EM against the posterior (arviz-plots where it has the plot, matplotlib otherwise)
+# --------------------------------------------------------------------------------------
+
+_SCALAR_VARS = ("weights", "means")
+
+
+def _em_pseudo_draws(posterior, em, standard_error) -> xr.DataTree:
+    """Normal(EM, SE) as evenly spaced quantiles shaped like the posterior's (chain, draw).
+
+    Deterministic stand-in draws, so that ArviZ's forest plot shows EM ± z SE with the
+    same machinery (and the same interval probabilities) as the posterior.
+    """
+    from bgmm.compare import em_dataset
+
+    post = posterior["posterior"]
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    z = stats.norm.ppf((np.arange(nc * nd) + 0.5) / (nc * nd)).reshape(nc, nd)
+    z = xr.DataArray(
+        z,
+        dims=("chain", "draw"),
+        coords={"chain": post["chain"].values, "draw": post["draw"].values},
+    )
+    ds = em_dataset(em, standard_error=standard_error)
+    draws = xr.Dataset({name: ds[name] + z * ds[f"{name}_se"] for name in _SCALAR_VARS})
+    return xr.DataTree.from_dict({"posterior": draws.transpose("chain", "draw", ...)})
+
+
+def plot_posterior_with_em(posterior, em, var_names=_SCALAR_VARS):
+    """Posterior densities with the EM estimate drawn as reference lines."""
+    from bgmm.compare import em_dataset
+
+    pc = azp.plot_dist(posterior, var_names=list(var_names), backend="matplotlib")
+    azp.add_lines(pc, values=em_dataset(em)[list(var_names)])
+    return pc
+
+
+def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
+    """Forest plot: posterior 50%/94% intervals beside EM ± SE (normal approximation)."""
+    return azp.plot_forest(
+        {"MCMC": posterior, "EM": _em_pseudo_draws(posterior, em, standard_error)},
+        var_names=list(var_names),
+        combined=True,
+        ci_probs=(0.5, 0.94),
+        backend="matplotlib",
+    )
+
+
+def plot_rank(posterior, var_names=_SCALAR_VARS):
+    """Rank plots of the relabelled posterior (uniform when the chains agree)."""
+    return azp.plot_rank(posterior, var_names=list(var_names), backend="matplotlib")
+
+
+def plot_ellipses_with_draws(data: GMMData, em, posterior, n_draws: int = 40, seed: int = 0):
+    """The data with the EM ellipses (thick) and those of posterior draws (thin)."""
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.add_subplot()
+    X = np.asarray(data.values)
+    ax.scatter(X[:, 0], X[:, 1], s=10, color="0.5", alpha=0.5, edgecolors="none")
+    post = posterior["posterior"].to_dataset().stack(sample=("chain", "draw"))
+    rng = np.random.default_rng(seed)
+    for s in rng.choice(
+        post.sizes["sample"], size=min(n_draws, post.sizes["sample"]), replace=False
+    ):
+        draw = post.isel(sample=s)
+        params = GMMParams(
+            draw["weights"].values, draw["means"].values, draw["covariances"].values
+        )
+        add_ellipses(ax, params, n_std=(2.0,), alpha=0.15)
+    add_ellipses(ax, em.params, n_std=(2.0,))
+    ax.set_xlabel(data.feature_names[0])
+    ax.set_ylabel(data.feature_names[1] if data.n_features > 1 else "")
+    ax.set_title("EM ellipses (2 sd) and posterior draws")
+    return fig
+
+
+def plot_membership_uncertainty(data: GMMData, posterior):
+    """Each point coloured by the entropy of its posterior membership (nats)."""
+    m = posterior["membership"].to_dataset()
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.add_subplot()
+    X = np.asarray(data.values)
+    sc = ax.scatter(X[:, 0], X[:, 1], c=m["entropy"].values, s=14, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="membership entropy (nats)")
+    ax.set_xlabel(data.feature_names[0])
+    ax.set_ylabel(data.feature_names[1] if data.n_features > 1 else "")
+    ax.set_title("Uncertainty of cluster membership")
+    return fig
+
+
+def plot_em_trace(em):
+    """Ln p(X|θ) and the bound L(q, θ) per EM iteration."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    h = em.history_frame()
+    ax.plot(h.index, h["log_likelihood"], marker="o", ms=3, label="ln p(X | θ)")
+    ax.plot(h.index, h["lower_bound"], ls="--", label="L(q, θ)")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("log-likelihood (sum over samples)")
+    ax.legend()
+    return fig
+
+
+def plot_select_k(table):
+    """EM criteria and LOO information criterion (deviance scale) against K."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for column in ("bic", "aic", "icl"):
+        ax.plot(table.index, table[column], marker="o", label=column.upper())
+    if "looic" in table:
+        ax.errorbar(
+            table.index,
+            table["looic"],
+            yerr=2 * 2 * table["elpd_loo_se"],
+            marker="s",
+            capsize=3,
+            label="LOOIC ± 2 SE",
+        )
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("criterion (lower is better)")
+    ax.set_xticks(list(table.index))
+    ax.legend()
+    return fig
+
+
+def save_plot_collection(pc, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save an arviz-plots PlotCollection atomically (as :func:`save_figure`)."""
+    return _atomic_write(path, lambda tmp: pc.savefig(tmp, dpi=dpi))
