@@ -116,33 +116,165 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_comparison(comparison) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(comparison.to_dataframe().round(4).to_string())
+    if comparison.membership:
+        share = 100 * comparison.membership["share_same_component"]
+        print(
+            f"membership: same most probable component for {share:.1f}% of the points, "
+            f"largest difference {comparison.membership['max_abs_difference']:.3g}"
+        )
+
+
+def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
+    from bgmm.compare import compare
+    from bgmm.em import fit_em
+    from bgmm.report import write_report
+
+    em = fit_em(data, k, n_init=5, random_state=seed)
+    print(
+        f"EM, K={k}: converged {em.converged} after {em.n_iter} iterations, "
+        f"log-likelihood {em.log_likelihood:.6f}"
+    )
+    for j in range(k):
+        print(
+            f"  component {j}: weight {em.weights[j]:.4f}  "
+            f"mean {_fmt_vector(em.means[j], '{:.4f}')}  "
+            f"covariance {_fmt_matrix(em.covariances[j], '{:.4f}')}"
+        )
+    posterior = comparison = None
+    if method in ("mcmc", "both"):
+        from bgmm.bayes import sample_posterior
+
+        posterior = sample_posterior(
+            data,
+            k,
+            em=em,
+            draws=1000,
+            tune=1000,
+            chains=2,
+            random_seed=seed,
+            progressbar=progress,
+        )
+        comparison = compare(em, posterior)
+        _print_comparison(comparison)
+    report = write_report(
+        output,
+        data,
+        em,
+        posterior=posterior,
+        comparison=comparison,
+        settings=settings,
+        title=title,
+    )
+    print(f"report written to {report}; fit saved to {report.parent / 'fit.nc'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """EM on the embedded Old Faithful data: print the fit, write a plot."""
+    """EM, MCMC and their comparison on the embedded Old Faithful data."""
     from bgmm.datasets import load_old_faithful
-    from bgmm.em import GaussianMixtureEM
-    from bgmm.plots import plot_fit, save_figure
 
     data = load_old_faithful()
-    model = GaussianMixtureEM(args.k, n_init=args.n_init, random_state=args.seed).fit(data)
-    print(f"Old Faithful ({data.n_samples} eruptions), EM with K={args.k}")
-    print(
-        f"converged: {model.converged_} after {model.n_iter_} iterations; "
-        f"log-likelihood {model.log_likelihood_:.6f}"
-    )
-    for k in range(args.k):
-        print(
-            f"  component {k}: weight {model.weights_[k]:.4f}  "
-            f"mean {_fmt_vector(model.means_[k], '{:.4f}')}  "
-            f"covariance {_fmt_matrix(model.covariances_[k], '{:.4f}')}"
-        )
-    fig = plot_fit(
+    settings = {"command": "demo", "k": 2, "seed": args.seed}
+    return _run_fit(
         data,
-        model.result_.params,
-        labels=model.result_.resp.argmax(axis=1),
-        title=f"Old Faithful: EM, K={args.k}",
+        2,
+        "both",
+        args.seed,
+        args.output,
+        not args.quiet,
+        "Old Faithful: EM against MCMC, K=2",
+        settings,
     )
-    path = save_figure(fig, Path(args.output) / "faithful_em.png")
-    print(f"plot written to {path}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit a CSV file by EM, MCMC or both."""
+    from bgmm.data import as_data, check_n_components
+
+    columns = args.columns.split(",") if args.columns else None
+    data = as_data(args.data, columns=columns)
+    check_n_components(data, args.k)
+    settings = {
+        "command": "fit",
+        "data": str(args.data),
+        "k": args.k,
+        "columns": columns,
+        "method": args.method,
+        "seed": args.seed,
+    }
+    return _run_fit(
+        data,
+        args.k,
+        args.method,
+        args.seed,
+        args.output,
+        not args.quiet,
+        f"{Path(args.data).name}: K={args.k}",
+        settings,
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Report from a saved fit."""
+    from bgmm.io import load_fit
+    from bgmm.report import write_report
+
+    fit = load_fit(args.saved_fit)
+    if fit.comparison is not None:
+        _print_comparison(fit.comparison)
+    else:
+        print("the saved fit has no posterior (EM only)")
+    output = args.output or Path(args.saved_fit).parent
+    report = write_report(
+        output,
+        fit.data,
+        fit.em,
+        posterior=fit.posterior,
+        comparison=fit.comparison,
+        settings=fit.settings,
+        title=f"Report from {Path(args.saved_fit).name}",
+        save=False,
+    )
+    print(f"report written to {report}")
+    return 0
+
+
+def _k_range(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            low, high = (int(v) for v in text.split("-", 1))
+            return list(range(low, high + 1))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid K range {text!r}; write it as 1-6 or 1,2,4"
+        ) from None
+
+
+def cmd_select_k(args: argparse.Namespace) -> int:
+    """BIC, AIC, ICL and LOO for a range of K."""
+    from bgmm.data import as_data
+    from bgmm.plots import plot_select_k, save_figure
+    from bgmm.selection import select_k
+
+    columns = args.columns.split(",") if args.columns else None
+    data = as_data(args.data, columns=columns)
+    table = select_k(
+        data,
+        args.k_range,
+        random_state=args.seed,
+        loo=not args.no_loo,
+        progressbar=not args.quiet,
+    )
+    print(table.round(3).to_string())
+    path = save_figure(plot_select_k(table), Path(args.output) / "select_k.png")
+    table.to_csv(Path(args.output) / "select_k.csv")
+    print(f"table and plot written to {path.parent}")
     return 0
 
 
@@ -161,14 +293,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser(
         "demo",
-        help="fit the embedded Old Faithful data and write a plot",
-        description="EM on Old Faithful (272 x 2); prints the parameters, writes a PNG.",
+        help="EM, MCMC and their comparison on the embedded Old Faithful data",
+        description="The main job on Old Faithful (272 x 2, K=2): EM, NUTS, comparison; "
+        "writes a Markdown report, PNG plots and the saved fit.",
     )
-    p.add_argument("--output", default="demo-output", help="output directory")
-    p.add_argument("-k", type=int, default=2, help="number of components (default 2)")
-    p.add_argument("--n-init", type=int, default=5, help="EM restarts (default 5)")
+    p.add_argument("--output", default="demo-output", help="output directory (demo-output)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit a CSV file",
+        description="Fit DATA.csv (header row, numeric columns) with K components.",
+    )
+    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("-k", type=int, required=True, help="number of components")
+    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    p.add_argument("--method", choices=("em", "mcmc", "both"), default="both")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--output", default="bgmm-output", help="output directory (bgmm-output)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "compare",
+        help="report from a saved fit",
+        description="Print the comparison table of a saved fit and write its report.",
+    )
+    p.add_argument("saved_fit", metavar="SAVED_FIT", help="fit.nc written by demo or fit")
+    p.add_argument("--output", help="output directory (default: beside the saved fit)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "select-k",
+        help="compare numbers of components",
+        description="EM BIC, AIC and ICL beside Bayesian LOO for a range of K.",
+    )
+    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("--k-range", type=_k_range, default=_k_range("1-4"), help="e.g. 1-6 (1-4)")
+    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    p.add_argument("--no-loo", action="store_true", help="EM criteria only (fast)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--output", default="bgmm-output", help="output directory (bgmm-output)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_select_k)
     return parser
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bgmm._files import atomic_write
 from bgmm.compare import Comparison
 from bgmm.data import GMMData, Standardization, as_data
 from bgmm.em import EMResult
@@ -140,15 +140,7 @@ def save_fit(
         }
     )
     tree = xr.DataTree.from_dict({"/": root, **groups})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        tree.to_netcdf(tmp, engine=_ENGINE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=_ENGINE))
 
 
 def load_fit(path: str | os.PathLike) -> SavedFit:

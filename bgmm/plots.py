@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import arviz_plots as azp
@@ -13,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 from scipy import stats
 
+from bgmm._files import atomic_write
 from bgmm.data import GMMData
 from bgmm.params import GMMParams
 
@@ -74,24 +74,11 @@ def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") 
     return fig
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save atomically: write a temporary file beside ``path``, then rename it into place."""
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
 
 
 # --------------------------------------------------------------------------------------
@@ -221,4 +208,6 @@ def plot_select_k(table):
 
 def save_plot_collection(pc, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save an arviz-plots PlotCollection atomically (as :func:`save_figure`)."""
-    return _atomic_write(path, lambda tmp: pc.savefig(tmp, dpi=dpi))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: pc.savefig(tmp, dpi=dpi))

@@ -1,9 +1,19 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bgmm.cli import main
+from bgmm.io import load_fit
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*argv, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "bgmm.cli", *argv], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_explain_prints_the_documents_numbers(capsys):
@@ -22,39 +32,142 @@ def test_explain_prints_the_documents_numbers(capsys):
     assert "singular" in out
 
 
-def test_demo_writes_plot_and_prints_parameters(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path / "out")]) == 0
+def test_demo_writes_report_plots_and_saved_fit(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["demo", "--output", str(out_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "converged: True" in out
-    assert "component 1: weight" in out
-    png = tmp_path / "out" / "faithful_em.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not [p for p in png.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+    assert "converged True" in out and "em_in_hdi" in out and "membership: same" in out
+    for name in (
+        "em_fit.png",
+        "em_trace.png",
+        "posterior_vs_em.png",
+        "forest.png",
+        "rank.png",
+        "ellipses.png",
+        "membership.png",
+    ):
+        assert (out_dir / name).read_bytes()[:8] == PNG, name
+    report = (out_dir / "report.md").read_text()
+    assert "## EM against the posterior" in report and "![Rank plots](rank.png)" in report
+    fit = load_fit(out_dir / "fit.nc")
+    assert fit.posterior is not None and fit.settings["command"] == "demo"
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temp files left
+    # compare: the report again, from the saved fit
+    assert main(["compare", str(out_dir / "fit.nc"), "--output", str(tmp_path / "again")]) == 0
+    assert "weights[0]" in capsys.readouterr().out
+    assert (tmp_path / "again" / "report.md").exists()
+
+
+@pytest.fixture
+def csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(6, 1, (40, 2))])
+    path = tmp_path / "data.csv"
+    lines = ["a,b,label"] + [f"{x:.6f},{y:.6f},p{i}" for i, (x, y) in enumerate(X)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_em_only_and_select_k(csv, tmp_path, capsys):
+    out_dir = tmp_path / "fit"
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "-k",
+                "2",
+                "--columns",
+                "a,b",
+                "--method",
+                "em",
+                "--output",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    assert "EM, K=2: converged True" in capsys.readouterr().out
+    fit = load_fit(out_dir / "fit.nc")
+    assert fit.posterior is None and fit.em.weights.shape == (2,)
+    assert (
+        main(
+            [
+                "select-k",
+                str(csv),
+                "--columns",
+                "a,b",
+                "--k-range",
+                "1-3",
+                "--no-loo",
+                "--output",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "bic" in out and (out_dir / "select_k.png").exists()
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    files = {}
+    files["empty"] = tmp_path / "empty.csv"
+    files["empty"].write_text("")
+    files["binary"] = tmp_path / "binary.csv"
+    files["binary"].write_bytes(b"\x00\x01\x02\x03PK\x00")
+    files["text"] = tmp_path / "text.csv"
+    files["text"].write_text("a,b\nx,y\nz,w\n")
+    files["nan"] = tmp_path / "nan.csv"
+    files["nan"].write_text("a,b\n1,2\n3,\n5,6\n")
+    files["inf"] = tmp_path / "inf.csv"
+    files["inf"].write_text("a,b\n1,2\n3,inf\n5,6\n")
+    files["two_rows"] = tmp_path / "two.csv"
+    files["two_rows"].write_text("a,b\n1,2\n3,4\n")
+    return files
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["demo", "-k", "0"], "n_components must be at least 1, got 0"),
-        (["demo", "-k", "300"], "n_components=300 is more than the 272 samples"),
-        (["demo", "-k", "two"], "argument -k: invalid int value: 'two'"),
-        (["demo", "--n-init", "0"], "n_init must be an integer >= 1, got 0"),
+        (["fit", "{missing}", "-k", "2"], "does not exist; check the path"),
+        (["fit", "{empty}", "-k", "2"], "is empty; it needs a header row and data rows"),
+        (["fit", "{binary}", "-k", "2"], "is binary, not a text CSV file"),
+        (["fit", "{text}", "-k", "2"], "non-numeric column(s) ['a', 'b']"),
+        (["fit", "{nan}", "-k", "2"], "contains NaN in 1 row(s) (rows 1) of column(s) ['b']"),
+        (["fit", "{inf}", "-k", "2"], "contains inf in 1 row(s) (rows 1) of column(s) ['b']"),
+        (["fit", "{two_rows}", "-k", "3"], "n_components=3 is more than the 2 samples"),
+        (["fit", "{two_rows}", "-k", "0"], "n_components must be at least 1, got 0"),
+        (["fit", "{two_rows}", "-k", "two"], "argument -k: invalid int value: 'two'"),
+        (["fit", "{two_rows}", "-k", "1", "--columns", "a,c"], "column(s) ['c'] not found"),
+        (["select-k", "{two_rows}", "--k-range", "1-x"], "invalid K range '1-x'"),
+        (["compare", "{missing}"], "saved fit"),
+        (["compare", "{text}"], "could not be read as a saved bgmm fit"),
         (["nonsense"], "invalid choice: 'nonsense'"),
     ],
 )
-def test_bad_input_exit_code_2_one_message_no_traceback(argv, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bgmm.cli", *argv], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 2
+def test_bad_input_exit_code_2_one_message_no_traceback(argv, message, bad_files, tmp_path):
+    names = {**{k: str(v) for k, v in bad_files.items()}, "missing": str(tmp_path / "no.csv")}
+    argv = [a.format(**names) for a in argv]
+    if argv[0] in ("fit", "select-k"):
+        argv += ["--output", str(tmp_path / "out"), "--quiet"]
+    proc = run_cli(*argv)
+    assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0])  # one message, last
 
 
 def test_help_everywhere():
-    for argv in (["--help"], ["explain", "--help"], ["demo", "--help"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "bgmm.cli", *argv], capture_output=True, text=True, timeout=60
-        )
+    for argv in (
+        ["--help"],
+        ["explain", "--help"],
+        ["demo", "--help"],
+        ["fit", "--help"],
+        ["compare", "--help"],
+        ["select-k", "--help"],
+    ):
+        proc = run_cli(*argv, timeout=60)
         assert proc.returncode == 0 and "usage: bgmm" in proc.stdout
