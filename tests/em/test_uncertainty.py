@@ -59,11 +59,10 @@ def test_weight_standard_error_matches_binomial_for_separated_components():
     np.testing.assert_allclose(se.covariances, se.covariances.transpose(0, 2, 1))
 
 
-def test_wald_intervals_cover_the_truth_at_the_nominal_rate():
-    n_rep = 150
+def wald_coverage(n_rep, seed0=1000):
     hits = []
     for rep in range(n_rep):
-        data = simulate(TRUTH, 400, random_state=1000 + rep).data
+        data = simulate(TRUTH, 400, random_state=seed0 + rep).data
         em = fit_em(
             data,
             2,
@@ -76,9 +75,20 @@ def test_wald_intervals_cover_the_truth_at_the_nominal_rate():
         sd = np.concatenate([se.weights, se.means.ravel(), se.covariances.ravel()])
         truth = np.concatenate([TRUTH.weights, TRUTH.means.ravel(), TRUTH.covariances.ravel()])
         hits.append(np.abs(est - truth) <= 1.959964 * sd)
-    coverage = np.mean(hits, axis=0)
+    return np.mean(hits, axis=0)
+
+
+def test_wald_intervals_cover_the_truth_at_the_nominal_rate():
+    coverage = wald_coverage(150)
     assert 0.92 <= coverage.mean() <= 0.975, coverage
     assert np.all(coverage >= 0.87), coverage
+
+
+@pytest.mark.slow
+def test_wald_coverage_with_many_replicates():
+    coverage = wald_coverage(1000, seed0=50_000)
+    assert 0.935 <= coverage.mean() <= 0.965, coverage
+    assert np.all(coverage >= 0.91), coverage
 
 
 def test_not_a_maximum_is_a_clear_error():
