@@ -6,6 +6,7 @@ Bad input ends with exit code 2 and one message on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -129,12 +130,40 @@ def _print_comparison(comparison) -> None:
         )
 
 
+@contextlib.contextmanager
+def _restart_progress(show: bool, description: str, total: int):
+    """A progress bar on stderr advanced by ``fit_em``'s callback (nothing when hidden)."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best ln p {task.fields[best]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total, best="-")
+        best = [-np.inf]
+
+        def callback(done: int, n_init: int, log_likelihood: float) -> None:
+            best[0] = max(best[0], log_likelihood)
+            bar.update(task, completed=done, best=f"{best[0]:.4f}")
+
+        yield callback
+
+
 def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
     from bgmm.compare import compare
     from bgmm.em import fit_em
     from bgmm.report import write_report
 
-    em = fit_em(data, k, n_init=5, random_state=seed)
+    with _restart_progress(progress, f"EM restarts (K={k})", 5) as callback:
+        em = fit_em(data, k, n_init=5, random_state=seed, callback=callback)
     print(
         f"EM, K={k}: converged {em.converged} after {em.n_iter} iterations, "
         f"log-likelihood {em.log_likelihood:.6f}"

@@ -171,3 +171,21 @@ def test_help_everywhere():
     ):
         proc = run_cli(*argv, timeout=60)
         assert proc.returncode == 0 and "usage: bgmm" in proc.stdout
+
+
+def test_progress_bar_for_restarts_goes_to_stderr(csv, tmp_path):
+    proc = run_cli(
+        "fit",
+        str(csv),
+        "-k",
+        "2",
+        "--columns",
+        "a,b",
+        "--method",
+        "em",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "EM, K=2: converged True" in proc.stdout
+    assert "EM restarts" not in proc.stdout  # the bar never mixes into the results

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import numbers
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -356,6 +357,7 @@ def fit_em(
     weights_init=None,
     means_init=None,
     covariances_init=None,
+    callback: Callable[[int, int, float], None] | None = None,
 ) -> EMResult:
     r"""Fit a Gaussian mixture by expectation-maximisation.
 
@@ -392,6 +394,9 @@ def fit_em(
         Starting parameters (shapes ``(K,)``, ``(K, d)``, ``(K, d, d)``). When all three
         are given, EM starts from them exactly (e.g. the worked example's table); any that
         are given replace those of the initialisation.
+    callback : callable, optional
+        Called as ``callback(restart, n_init, log_likelihood)`` after every restart (for
+        progress displays; the solver itself prints nothing).
 
     Returns
     -------
@@ -446,11 +451,13 @@ def fit_em(
     fns = _compiled(data.n_features)
     Z = fns[2](Xc)
     best, finals = None, []
-    for _ in range(n_init):
+    for restart in range(n_init):
         start = _initial_params(Xc, n_components, init_params, rng, reg_covar, user, fns[3])
         start = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in start)
         run = _run(Xc, Z, start, float(reg_covar), float(tol), int(max_iter), fns)
         finals.append(run["log_likelihood"])
+        if callback is not None:
+            callback(restart + 1, n_init, run["log_likelihood"])
         score = run["log_likelihood"] if np.isfinite(run["log_likelihood"]) else -np.inf
         if best is None or score > best[0]:
             best = (score, run)

@@ -305,3 +305,16 @@ def test_fit_on_standardized_data_maps_back_to_the_raw_fit():
     np.testing.assert_allclose(tr.inverse_means(b.means), a.means, rtol=1e-7)
     np.testing.assert_allclose(tr.inverse_covariances(b.covariances), a.covariances, rtol=1e-6)
     np.testing.assert_allclose(b.weights, a.weights, rtol=1e-7)
+
+
+def test_callback_reports_every_restart():
+    seen = []
+    res = fit_em(
+        load_old_faithful(),
+        2,
+        n_init=3,
+        random_state=0,
+        callback=lambda i, n, ll: seen.append((i, n, ll)),
+    )
+    assert [(i, n) for i, n, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal([ll for _, _, ll in seen], res.init_log_likelihoods)
