@@ -307,6 +307,17 @@ def cmd_select_k(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+
+
+def _add_run_options(p: argparse.ArgumentParser, output: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--output", default=output, help=f"output directory ({output})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bgmm`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -326,9 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The main job on Old Faithful (272 x 2, K=2): EM, NUTS, comparison; "
         "writes a Markdown report, PNG plots and the saved fit.",
     )
-    p.add_argument("--output", default="demo-output", help="output directory (demo-output)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p, output="demo-output")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -336,13 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a CSV file",
         description="Fit DATA.csv (header row, numeric columns) with K components.",
     )
-    p.add_argument("data", help="CSV file with a header row")
+    _add_data_options(p)
     p.add_argument("-k", type=int, required=True, help="number of components")
-    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
     p.add_argument("--method", choices=("em", "mcmc", "both"), default="both")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--output", default="bgmm-output", help="output directory (bgmm-output)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
@@ -359,13 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare numbers of components",
         description="EM BIC, AIC and ICL beside Bayesian LOO for a range of K.",
     )
-    p.add_argument("data", help="CSV file with a header row")
+    _add_data_options(p)
     p.add_argument("--k-range", type=_k_range, default=_k_range("1-4"), help="e.g. 1-6 (1-4)")
-    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
     p.add_argument("--no-loo", action="store_true", help="EM criteria only (fast)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--output", default="bgmm-output", help="output directory (bgmm-output)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_select_k)
     return parser
 

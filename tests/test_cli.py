@@ -8,6 +8,7 @@ from bgmm.cli import main
 from bgmm.io import load_fit
 
 PNG = b"\x89PNG\r\n\x1a\n"
+EM_FIT = ["-k", "2", "--columns", "a,b", "--method", "em"]
 
 
 def run_cli(*argv, timeout=600):
@@ -70,23 +71,7 @@ def csv(tmp_path):
 
 def test_fit_em_only_and_select_k(csv, tmp_path, capsys):
     out_dir = tmp_path / "fit"
-    assert (
-        main(
-            [
-                "fit",
-                str(csv),
-                "-k",
-                "2",
-                "--columns",
-                "a,b",
-                "--method",
-                "em",
-                "--output",
-                str(out_dir),
-            ]
-        )
-        == 0
-    )
+    assert main(["fit", str(csv), *EM_FIT, "--output", str(out_dir)]) == 0
     assert "EM, K=2: converged True" in capsys.readouterr().out
     fit = load_fit(out_dir / "fit.nc")
     assert fit.posterior is None and fit.em.weights.shape == (2,)
@@ -174,18 +159,7 @@ def test_help_everywhere():
 
 
 def test_progress_bar_for_restarts_goes_to_stderr(csv, tmp_path):
-    proc = run_cli(
-        "fit",
-        str(csv),
-        "-k",
-        "2",
-        "--columns",
-        "a,b",
-        "--method",
-        "em",
-        "--output",
-        str(tmp_path / "o"),
-    )
+    proc = run_cli("fit", str(csv), *EM_FIT, "--output", str(tmp_path / "o"))
     assert proc.returncode == 0, proc.stderr
     assert "EM, K=2: converged True" in proc.stdout
     assert "EM restarts" not in proc.stdout  # the bar never mixes into the results
