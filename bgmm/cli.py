@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numba.core.errors import NumbaPerformanceWarning
 
 EXIT_USAGE = 2
 
@@ -380,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         # PyTensor's C backend warns that pip gave it no BLAS; bgmm compiles with numba.
         warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
+        # numba's hints about PyTensor-generated kernels, printed while they first compile.
+        warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
         try:
             return args.func(args)
         except (ValueError, TypeError) as exc:
