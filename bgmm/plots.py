@@ -118,13 +118,21 @@ def plot_posterior_with_em(posterior, em, var_names=_SCALAR_VARS):
     return pc
 
 
+#: Probability of the normal interval mean ± 2 sd.
+_TWO_SD = float(stats.norm.cdf(2.0) - stats.norm.cdf(-2.0))
+
+
 def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
-    """Forest plot: posterior 50%/94% intervals beside EM ± SE (normal approximation)."""
+    """Forest plot: EM ± 1 and ± 2 SE beside the posterior's intervals of the same probability.
+
+    The thick and thin lines are the 68.3% and 95.4% intervals: for EM, exactly
+    estimate ± 1 SE and ± 2 SE (normal approximation); for the posterior, its HDIs.
+    """
     return azp.plot_forest(
         {"MCMC": posterior, "EM": _em_pseudo_draws(posterior, em, standard_error)},
         var_names=list(var_names),
         combined=True,
-        ci_probs=(0.5, 0.94),
+        ci_probs=(float(stats.norm.cdf(1.0) - stats.norm.cdf(-1.0)), _TWO_SD),
         backend="matplotlib",
     )
 

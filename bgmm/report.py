@@ -80,7 +80,7 @@ def write_report(
                 plots.plot_posterior_with_em(posterior, em),
             ),
             (
-                "EM ± SE beside posterior intervals",
+                "EM ± 1 and 2 SE beside posterior HDIs of 68% and 95%",
                 "forest.png",
                 plots.plot_forest_em(posterior, em, se),
             ),
