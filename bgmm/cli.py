@@ -224,11 +224,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit a CSV file by EM, MCMC or both."""
-    from bgmm.data import as_data, check_n_components
+    from bgmm.data import as_data
 
     columns = args.columns.split(",") if args.columns else None
     data = as_data(args.data, columns=columns)
-    check_n_components(data, args.k)
     settings = {
         "command": "fit",
         "data": str(args.data),
