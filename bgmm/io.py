@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bgmm._arrays import readonly
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
 from bgmm.data import GMMData, Standardization, as_data
@@ -29,6 +30,15 @@ from bgmm.em.solver import HISTORY_FIELDS
 __all__ = ["SavedFit", "load_fit", "save_fit"]
 
 FORMAT_VERSION = 1
+#: Root attributes that describe the file, not the posterior (dropped from it on load).
+_FILE_ATTRS = (
+    "bgmm_format_version",
+    "bgmm_saved_settings",
+    "bgmm_saved_versions",
+    "bgmm_has_posterior",
+    "bgmm_comparison_membership",
+    "bgmm_comparison_ci_prob",
+)
 _ENGINE = "h5netcdf"
 
 
@@ -126,20 +136,18 @@ def save_fit(
     if comparison is not None:
         for name, node in comparison.parameters.children.items():
             groups[f"bgmm_comparison/{name}"] = node.to_dataset()
-    root = xr.Dataset(
-        attrs={
-            **(dict(posterior.attrs) if posterior is not None else {}),
-            "bgmm_format_version": FORMAT_VERSION,
-            "bgmm_saved_settings": json.dumps(settings or {}),
-            "bgmm_saved_versions": json.dumps(_versions()),
-            "bgmm_has_posterior": int(posterior is not None),
-            "bgmm_comparison_membership": json.dumps(
-                comparison.membership if comparison is not None else None
-            ),
-            "bgmm_comparison_ci_prob": comparison.ci_prob if comparison is not None else -1.0,
-        }
-    )
-    tree = xr.DataTree.from_dict({"/": root, **groups})
+    file_attrs = {
+        "bgmm_format_version": FORMAT_VERSION,
+        "bgmm_saved_settings": json.dumps(settings or {}),
+        "bgmm_saved_versions": json.dumps(_versions()),
+        "bgmm_has_posterior": int(posterior is not None),
+        "bgmm_comparison_membership": json.dumps(
+            comparison.membership if comparison is not None else None
+        ),
+        "bgmm_comparison_ci_prob": comparison.ci_prob if comparison is not None else -1.0,
+    }
+    root_attrs = {**(dict(posterior.attrs) if posterior is not None else {}), **file_attrs}
+    tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=root_attrs), **groups})
     return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=_ENGINE))
 
 
@@ -178,20 +186,18 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
     )
     history.setflags(write=False)
     em = EMResult(
-        weights=e["weights"].values,
-        means=e["means"].values,
-        covariances=e["covariances"].values,
-        resp=e["resp"].values,
+        weights=readonly(e["weights"].values),
+        means=readonly(e["means"].values),
+        covariances=readonly(e["covariances"].values),
+        resp=readonly(e["resp"].values),
         log_likelihood=float(e.attrs["log_likelihood"]),
         log_likelihood_init=float(e.attrs["log_likelihood_init"]),
         n_iter=int(e.attrs["n_iter"]),
         converged=bool(e.attrs["converged"]),
         history=history,
-        init_log_likelihoods=e["init_log_likelihoods"].values,
+        init_log_likelihoods=readonly(e["init_log_likelihoods"].values),
         feature_names=data.feature_names,
     )
-    for arr in (em.weights, em.means, em.covariances, em.resp, em.init_log_likelihoods):
-        arr.setflags(write=False)
     posterior = None
     if int(tree.attrs["bgmm_has_posterior"]):
         posterior = xr.DataTree.from_dict(
@@ -201,12 +207,7 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
                 if not name.startswith("bgmm_")
             }
         )
-        posterior.attrs = {k: v for k, v in tree.attrs.items() if not k.startswith("bgmm_saved")}
-        for key in list(posterior.attrs):
-            if key in ("bgmm_format_version", "bgmm_has_posterior") or key.startswith(
-                "bgmm_comparison"
-            ):
-                del posterior.attrs[key]
+        posterior.attrs = {k: v for k, v in tree.attrs.items() if k not in _FILE_ATTRS}
     comparison = None
     if "bgmm_comparison" in tree.children:
         comparison = Comparison(
