@@ -160,7 +160,7 @@ def _restart_progress(show: bool, description: str, total: int):
 
 def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
     from bgmm.compare import compare
-    from bgmm.em import fit_em
+    from bgmm.em import fit_em, standard_errors
     from bgmm.report import write_report
 
     with _restart_progress(progress, f"EM restarts (K={k})", 5) as callback:
@@ -175,6 +175,7 @@ def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
             f"mean {_fmt_vector(em.means[j], '{:.4f}')}  "
             f"covariance {_fmt_matrix(em.covariances[j], '{:.4f}')}"
         )
+    se = standard_errors(em.params, data)  # once, for the comparison and the report
     posterior = comparison = None
     if method in ("mcmc", "both"):
         from bgmm.bayes import sample_posterior
@@ -189,7 +190,7 @@ def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
             random_seed=seed,
             progressbar=progress,
         )
-        comparison = compare(em, posterior)
+        comparison = compare(em, posterior, standard_error=se)
         _print_comparison(comparison)
     report = write_report(
         output,
@@ -199,6 +200,7 @@ def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
         comparison=comparison,
         settings=settings,
         title=title,
+        standard_error=se,
     )
     print(f"report written to {report}; fit saved to {report.parent / 'fit.nc'}")
     return 0

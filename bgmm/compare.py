@@ -114,7 +114,9 @@ class Comparison:
         return out
 
 
-def compare(em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94) -> Comparison:
+def compare(
+    em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94, standard_error=None
+) -> Comparison:
     """Put the EM estimate beside the posterior, parameter by parameter.
 
     Parameters
@@ -127,6 +129,9 @@ def compare(em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94) -> Compar
         ``observed_data`` groups (and ``membership`` for the membership agreement).
     ci_prob : float, default 0.94
         Probability of the highest-density intervals.
+    standard_error : StandardErrors, optional
+        EM standard errors already computed (:func:`bgmm.em.standard_errors`); computed
+        from the observed data when omitted.
 
     Returns
     -------
@@ -142,7 +147,7 @@ def compare(em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94) -> Compar
                 f"bgmm.bayes.sample_posterior."
             )
     data = as_data(posterior["observed_data"]["x"])
-    se = standard_errors(result.params, data)
+    se = standard_errors(result.params, data) if standard_error is None else standard_error
     em_ds = em_dataset(result, data.feature_names, se)
     post = posterior["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
     if post.sizes["component"] != result.weights.shape[0]:

@@ -36,8 +36,12 @@ def write_report(
     settings: dict | None = None,
     title: str = "bgmm fit",
     save: bool = True,
+    standard_error=None,
 ) -> Path:
     """Write ``report.md``, the plots (PNG) and, with ``save``, ``fit.nc`` to ``output``.
+
+    ``standard_error`` takes EM standard errors already computed (they are computed here
+    otherwise).
 
     Returns
     -------
@@ -61,7 +65,7 @@ def write_report(
         f"ln p(X | θ) = {em.log_likelihood:.6f}.",
         "",
     ]
-    se = standard_errors(em.params, data)
+    se = standard_errors(em.params, data) if standard_error is None else standard_error
     em_table = pd.DataFrame(
         {
             "weight": em.weights,

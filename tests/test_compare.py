@@ -91,3 +91,12 @@ def test_bad_input(tree, simulated):
     without_data = xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
     with pytest.raises(ValueError, match=re.escape("posterior has no 'observed_data' group")):
         compare(em, without_data)
+
+
+def test_given_standard_errors_are_used(tree, simulated, comparison):
+    sim, em = simulated
+    se = standard_errors(em.params, sim.data)
+    again = compare(em, tree, standard_error=se)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(again.to_dataframe(), comparison.to_dataframe())
