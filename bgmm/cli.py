@@ -158,7 +158,7 @@ def _restart_progress(show: bool, description: str, total: int):
         yield callback
 
 
-def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
+def _run_fit(data, k, method, seed, output, progress, title, settings, backend) -> int:
     from bgmm.compare import compare
     from bgmm.em import fit_em, standard_errors
     from bgmm.report import write_report
@@ -187,6 +187,7 @@ def _run_fit(data, k, method, seed, output, progress, title, settings) -> int:
             draws=1000,
             tune=1000,
             chains=2,
+            backend=backend,
             random_seed=seed,
             progressbar=progress,
         )
@@ -211,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bgmm.datasets import load_old_faithful
 
     data = load_old_faithful()
-    settings = {"command": "demo", "k": 2, "seed": args.seed}
+    settings = {"command": "demo", "k": 2, "seed": args.seed, "backend": args.backend}
     return _run_fit(
         data,
         2,
@@ -221,6 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         not args.quiet,
         "Old Faithful: EM against MCMC, K=2",
         settings,
+        args.backend,
     )
 
 
@@ -237,6 +239,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "columns": columns,
         "method": args.method,
         "seed": args.seed,
+        "backend": args.backend,
     }
     return _run_fit(
         data,
@@ -247,6 +250,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         not args.quiet,
         f"{Path(args.data).name}: K={args.k}",
         settings,
+        args.backend,
     )
 
 
@@ -300,6 +304,7 @@ def cmd_select_k(args: argparse.Namespace) -> int:
         args.k_range,
         random_state=args.seed,
         loo=not args.no_loo,
+        backend=args.backend,
         progressbar=not args.quiet,
     )
     print(table.round(3).to_string())
@@ -318,6 +323,13 @@ def _add_run_options(p: argparse.ArgumentParser, output: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--output", default=output, help=f"output directory ({output})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--backend",
+        choices=("jax", "numba"),
+        default="jax",
+        help="compiler of the sampler's log density: jax compiles in seconds, numba runs "
+        "faster once compiled (default jax)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -52,6 +53,8 @@ def test_demo_writes_report_plots_and_saved_fit(tmp_path, capsys):
     assert "## EM against the posterior" in report and "![Rank plots](rank.png)" in report
     fit = load_fit(out_dir / "fit.nc")
     assert fit.posterior is not None and fit.settings["command"] == "demo"
+    assert fit.settings["backend"] == "jax"
+    assert json.loads(fit.posterior.attrs["bgmm_settings"])["backend"] == "jax"
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temp files left
     # compare: the report again, from the saved fit
     assert main(["compare", str(out_dir / "fit.nc"), "--output", str(tmp_path / "again")]) == 0
@@ -130,6 +133,7 @@ def bad_files(tmp_path):
         (["compare", "{missing}"], "saved fit"),
         (["compare", "{text}"], "could not be read as a saved bgmm fit"),
         (["nonsense"], "invalid choice: 'nonsense'"),
+        (["demo", "--backend", "c"], "argument --backend: invalid choice: 'c'"),
     ],
 )
 def test_bad_input_exit_code_2_one_message_no_traceback(argv, message, bad_files, tmp_path):

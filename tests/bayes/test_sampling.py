@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bgmm import GMMParams, load_old_faithful, simulate
+from bgmm import GMMParams, as_data, load_old_faithful, simulate
 from bgmm.bayes import (
     SamplingWarning,
     assignment_costs,
@@ -120,10 +120,22 @@ def test_pymc_nuts_is_selectable():
     assert json.loads(out.attrs["bgmm_settings"])["sampler"] == "pymc"
 
 
+def test_numba_backend_is_selectable():
+    # A small model (K = 1): numba compiles every new model for tens of seconds.
+    data = as_data(np.random.default_rng(0).normal(size=(40, 2)))
+    out = sample_posterior(
+        data, 1, draws=50, tune=50, chains=1, backend="numba", random_seed=1, progressbar=False
+    )
+    settings = json.loads(out.attrs["bgmm_settings"])
+    assert settings["backend"] == "numba" and settings["sampler"] == "nutpie"
+    assert abs(float(out["posterior"]["means"].mean()) - data.values.mean()) < 0.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
         ({"sampler": "stan"}, ValueError, "sampler must be one of ('nutpie', 'pymc'), got 'stan'"),
+        ({"backend": "c"}, ValueError, "backend must be one of ('jax', 'numba'), got 'c'"),
         ({"draws": 0}, ValueError, "draws must be at least 1, got 0"),
         ({"chains": 2.5}, TypeError, "chains must be an integer, got 2.5 (float)"),
         (
@@ -170,7 +182,8 @@ def test_chains_start_at_the_em_estimate_jittered_per_chain(sampler, simulated):
 
     sim, em = simulated
     model = build_model(sim.data, 2)
-    kwargs = _start_kwargs(model, sampler)
+    kwargs = _start_kwargs(model, sampler, "jax")
+    assert kwargs["compile_kwargs"]["mode"] == "JAX"
     if sampler == "nutpie":
         jitter = kwargs["compile_kwargs"]["jitter_rvs"]
     else:
