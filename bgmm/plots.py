@@ -36,6 +36,20 @@ def add_ellipses(ax, params: GMMParams, dims=(0, 1), n_std=(1.0, 2.0), **kwargs)
 
     The ellipse of component *k* is :math:`\{x : (x-\mu_k)^T \Sigma_k^{-1} (x-\mu_k) = c^2\}`
     in the two features ``dims``, with axes along the eigenvectors of the 2 x 2 block.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    params : GMMParams
+        The mixture whose components are drawn.
+    dims : tuple of int, default (0, 1)
+        The two features on the x and y axes.
+    n_std : sequence of float, default (1.0, 2.0)
+        The values of :math:`c`, one ellipse each.
+    **kwargs
+        Passed to ``matplotlib.patches.Ellipse``; ``colors`` (a list) sets one colour
+        per component.
     """
     i, j = dims
     colors = kwargs.pop("colors", None) or [f"C{k}" for k in range(params.n_components)]
@@ -61,7 +75,24 @@ def add_ellipses(ax, params: GMMParams, dims=(0, 1), n_std=(1.0, 2.0), **kwargs)
 
 
 def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") -> Figure:
-    """Scatter the first two features with the fitted component ellipses (1 and 2 sd)."""
+    """Scatter the first two features with the fitted component ellipses (1 and 2 sd).
+
+    Parameters
+    ----------
+    data : GMMData
+        The data, at least two features.
+    params : GMMParams
+        The fitted mixture.
+    labels : array-like of int, optional
+        A component per sample, to colour the points (e.g. ``resp.argmax(axis=1)``).
+    title : str, optional
+        The axes' title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure not attached to pyplot (save it with :func:`save_figure`).
+    """
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
     X = np.asarray(data.values)
@@ -75,7 +106,22 @@ def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") 
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save atomically: write a temporary file beside ``path``, then rename it into place."""
+    """Save atomically: write a temporary file beside ``path``, then rename it into place.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or path-like
+        The image file; its suffix picks the format. Missing folders are created.
+    dpi : int, default 120
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
@@ -110,7 +156,22 @@ def _em_pseudo_draws(posterior, em, standard_error) -> xr.DataTree:
 
 
 def plot_posterior_with_em(posterior, em, var_names=_SCALAR_VARS):
-    """Posterior densities with the EM estimate drawn as reference lines."""
+    """Posterior densities with the EM estimate drawn as reference lines.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior`.
+    em : EMResult or fitted GaussianMixtureEM
+        The EM fit, labelled like the posterior.
+    var_names : sequence of str, default ("weights", "means")
+        Variables to draw.
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+        One panel per scalar parameter.
+    """
     from bgmm.compare import em_dataset
 
     pc = azp.plot_dist(posterior, var_names=list(var_names), backend="matplotlib")
@@ -127,6 +188,22 @@ def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
 
     The thick and thin lines are the 68.3% and 95.4% intervals: for EM, exactly
     estimate ± 1 SE and ± 2 SE (normal approximation); for the posterior, its HDIs.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior`.
+    em : EMResult or fitted GaussianMixtureEM
+        The EM fit, labelled like the posterior.
+    standard_error : StandardErrors
+        From :func:`bgmm.em.standard_errors`.
+    var_names : sequence of str, default ("weights", "means")
+        Variables to draw.
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+        The forest plot, one row per scalar parameter and solver.
     """
     return azp.plot_forest(
         {"MCMC": posterior, "EM": _em_pseudo_draws(posterior, em, standard_error)},
@@ -138,12 +215,44 @@ def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
 
 
 def plot_rank(posterior, var_names=_SCALAR_VARS):
-    """Rank plots of the relabelled posterior (uniform when the chains agree)."""
+    """Rank plots of the relabelled posterior (uniform when the chains agree).
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior`.
+    var_names : sequence of str, default ("weights", "means")
+        Variables to draw.
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+        One panel per scalar parameter.
+    """
     return azp.plot_rank(posterior, var_names=list(var_names), backend="matplotlib")
 
 
 def plot_ellipses_with_draws(data: GMMData, em, posterior, n_draws: int = 40, seed: int = 0):
-    """The data with the EM ellipses (thick) and those of posterior draws (thin)."""
+    """The data with the EM ellipses (thick) and those of posterior draws (thin).
+
+    Parameters
+    ----------
+    data : GMMData
+        The data, at least two features (the first two are drawn).
+    em : EMResult or fitted GaussianMixtureEM
+        The EM fit.
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior`.
+    n_draws : int, default 40
+        Posterior draws to draw, chosen at random.
+    seed : int, default 0
+        Seed of that choice.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
     X = np.asarray(data.values)
@@ -166,7 +275,23 @@ def plot_ellipses_with_draws(data: GMMData, em, posterior, n_draws: int = 40, se
 
 
 def plot_membership_uncertainty(data: GMMData, posterior):
-    """Each point coloured by the entropy of its posterior membership (nats)."""
+    r"""Each point coloured by the entropy of its posterior membership (nats).
+
+    The entropy :math:`-\sum_k \bar\gamma_{nk} \ln \bar\gamma_{nk}` of the posterior mean
+    membership is 0 for a sure assignment and :math:`\ln K` for a point shared equally.
+
+    Parameters
+    ----------
+    data : GMMData
+        The data, at least two features (the first two are drawn).
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior` (its ``membership`` group).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     m = posterior["membership"].to_dataset()
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
@@ -180,7 +305,18 @@ def plot_membership_uncertainty(data: GMMData, posterior):
 
 
 def plot_em_trace(em):
-    """Ln p(X|θ) and the bound L(q, θ) per EM iteration."""
+    r""":math:`\ln p(X \mid \theta)` and the bound :math:`\mathcal{L}(q, \theta)` per EM iteration.
+
+    Parameters
+    ----------
+    em : EMResult
+        The EM fit (its ``history``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     h = em.history_frame()
@@ -193,19 +329,32 @@ def plot_em_trace(em):
 
 
 def plot_select_k(table):
-    """EM criteria and LOO information criterion (deviance scale) against K."""
+    """EM criteria and LOO information criterion (deviance scale) against K.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`bgmm.selection.select_k`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     for column in ("bic", "aic", "icl"):
         ax.plot(table.index, table[column], marker="o", label=column.upper())
     if "looic" in table:
+        # LOOIC = -2 elpd_loo, so the standard error of its difference from the best K is
+        # 2 dse; the bars span ± 2 such standard errors.
         ax.errorbar(
             table.index,
             table["looic"],
-            yerr=2 * 2 * table["elpd_loo_se"],
+            yerr=2 * 2 * table["dse"],
             marker="s",
             capsize=3,
-            label="LOOIC ± 2 SE",
+            label="LOOIC ± 2 SE of the difference from the best",
         )
     ax.set_xlabel("number of components K")
     ax.set_ylabel("criterion (lower is better)")
@@ -215,7 +364,22 @@ def plot_select_k(table):
 
 
 def save_plot_collection(pc, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save an arviz-plots PlotCollection atomically (as :func:`save_figure`)."""
+    """Save an arviz-plots PlotCollection atomically (as :func:`save_figure`).
+
+    Parameters
+    ----------
+    pc : arviz_plots.PlotCollection
+        The plot.
+    path : str or path-like
+        The image file; missing folders are created.
+    dpi : int, default 120
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda tmp: pc.savefig(tmp, dpi=dpi))

@@ -9,7 +9,11 @@ For every K in a range:
   responsibilities and so penalises overlapping components;
 * ``elpd_loo`` and its standard error from PSIS-LOO (``arviz_stats.loo``) on the posterior of
   :func:`bgmm.bayes.sample_posterior` (higher is better), and ``looic`` :math:`= -2\,`
-  ``elpd_loo`` on the same deviance scale as the criteria above.
+  ``elpd_loo`` on the same deviance scale as the criteria above;
+* ``elpd_diff``, ``dse``, ``p_worse`` and ``weight`` from ``arviz_stats.compare``: the
+  difference of ``elpd_loo`` from the best K, the standard error *of that difference*
+  (computed pointwise, so much smaller than the separate standard errors), the probability
+  that this K predicts worse than the best, and the stacking weight.
 """
 
 from __future__ import annotations
@@ -28,7 +32,20 @@ __all__ = ["n_parameters", "select_k"]
 
 
 def n_parameters(n_components: int, n_features: int) -> int:
-    """Free parameters of a full-covariance mixture."""
+    r"""Free parameters of a full-covariance mixture: :math:`K d (d+1)/2 + K d + K - 1`.
+
+    Parameters
+    ----------
+    n_components : int
+        The number of components K.
+    n_features : int
+        The number of features d.
+
+    Returns
+    -------
+    int
+        Covariances, means and the K - 1 free weights.
+    """
     k, d = n_components, n_features
     return k * d * (d + 1) // 2 + k * d + k - 1
 
@@ -43,13 +60,15 @@ def select_k(
     draws: int = 500,
     tune: int = 500,
     chains: int = 2,
+    backend: str = "jax",
     progressbar: bool = False,
 ) -> pd.DataFrame:
-    """EM information criteria and Bayesian LOO for every K in ``k_range``.
+    r"""EM information criteria and Bayesian LOO for every K in ``k_range``.
 
     Parameters
     ----------
     data : GMMData or anything :func:`bgmm.as_data` reads
+        The data.
     k_range : iterable of int
         Numbers of components to try, each between 1 and ``n_samples``.
     n_init : int, default 5
@@ -60,7 +79,10 @@ def select_k(
         Also sample each posterior and compute PSIS-LOO (slower).
     draws, tune, chains : int
         Sampler settings for LOO.
+    backend : {"jax", "numba"}, default "jax"
+        Compiler of the sampler's log density (see :func:`bgmm.bayes.sample_posterior`).
     progressbar : bool, default False
+        Show the sampler's progress bars.
 
     Returns
     -------
@@ -68,14 +90,35 @@ def select_k(
         Indexed by ``k``: ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl``
         and, with ``loo``, ``elpd_loo``, ``elpd_loo_se``, ``p_loo``, ``looic`` and
         ``pareto_k_bad`` (observations whose Pareto k exceeds ArviZ's sample-size dependent
-        threshold, at most 0.7: their LOO estimate is unreliable).
+        threshold, at most 0.7: their LOO estimate is unreliable), and the comparison with
+        the best K: ``elpd_diff`` (0 for the best), ``dse`` (standard error of the
+        difference), ``p_worse`` and the stacking ``weight``.
+
+    Notes
+    -----
+    With :math:`p` free parameters (:func:`n_parameters`) and the EM estimate
+    :math:`\hat\theta`,
+
+    .. math::
+        \mathrm{BIC} = -2 \ln p(X \mid \hat\theta) + p \ln N, \quad
+        \mathrm{AIC} = -2 \ln p(X \mid \hat\theta) + 2p, \quad
+        \mathrm{ICL} = \mathrm{BIC} - 2 \sum_n \sum_k \hat\gamma_{nk} \ln \hat\gamma_{nk},
+
+    and :math:`\mathrm{LOOIC} = -2\,\widehat{\mathrm{elpd}}_\mathrm{loo}` with
+    :math:`\widehat{\mathrm{elpd}}_\mathrm{loo} = \sum_n \ln p(x_n \mid X_{-n})` estimated
+    by PSIS.
+
+    A K whose ``elpd_diff`` lies within about two ``dse`` of 0 predicts about as well as the
+    best; the smallest such K is the usual choice. Judge differences by ``dse``, not by
+    ``elpd_loo_se``: the pointwise differences of two models fitted to the same data are
+    strongly correlated.
     """
     data = data if isinstance(data, GMMData) else as_data(data)
     ks = sorted({check_n_components(data, k) for k in k_range})
     if not ks:
         raise ValueError("k_range is empty; give at least one number of components.")
     n = data.n_samples
-    rows = []
+    rows, elpds = [], {}
     for k in ks:
         em = fit_em(data, k, n_init=n_init, random_state=random_state)
         p = n_parameters(k, data.n_features)
@@ -100,6 +143,7 @@ def select_k(
                 draws=draws,
                 tune=tune,
                 chains=chains,
+                backend=backend,
                 random_seed=random_state,
                 progressbar=progressbar,
             )
@@ -107,6 +151,7 @@ def select_k(
                 # Reported below through pareto_k_bad rather than as a warning per K.
                 warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
                 result = azs.loo(tree)
+            elpds[str(k)] = result
             row.update(
                 {
                     "elpd_loo": float(result.elpd),
@@ -117,4 +162,21 @@ def select_k(
                 }
             )
         rows.append(row)
-    return pd.DataFrame(rows).set_index("k")
+    table = pd.DataFrame(rows).set_index("k")
+    if loo:
+        table = table.join(_compare_loo(elpds))
+    return table
+
+
+def _compare_loo(elpds: dict) -> pd.DataFrame:
+    """Each K against the best by LOO (``arviz_stats.compare``), indexed by K."""
+    columns = ["elpd_diff", "dse", "p_worse", "weight"]
+    if len(elpds) == 1:
+        (k,) = elpds
+        return pd.DataFrame(
+            [[0.0, 0.0, np.nan, 1.0]], index=pd.Index([int(k)], name="k"), columns=columns
+        )
+    cmp = azs.compare(elpds, round_to="none")
+    out = cmp[columns].astype(float)
+    out.index = pd.Index([int(k) for k in out.index], name="k")
+    return out

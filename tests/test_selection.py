@@ -33,6 +33,18 @@ def test_loo_beside_the_criteria(data):
     # three well separated clusters: K=3 predicts far better than K=1
     diff = table.loc[3, "elpd_loo"] - table.loc[1, "elpd_loo"]
     assert diff > 4 * table["elpd_loo_se"].max()
+    # the comparison with the best K (arviz_stats.compare): differences and their SEs
+    assert table.loc[3, "elpd_diff"] == 0 and table.loc[3, "dse"] == 0
+    np.testing.assert_allclose(table.loc[1, "elpd_diff"], -diff)
+    assert 0 < table.loc[1, "dse"] < table["elpd_loo_se"].max()
+    assert table.loc[1, "elpd_diff"] < -4 * table.loc[1, "dse"]
+    assert table.loc[1, "p_worse"] > 0.99
+    np.testing.assert_allclose(table["weight"].sum(), 1.0)
+
+
+def test_loo_for_a_single_k(data):
+    table = select_k(data, [3], random_state=0, draws=100, tune=100)
+    assert table.loc[3, ["elpd_diff", "dse", "weight"]].tolist() == [0.0, 0.0, 1.0]
 
 
 def test_bad_k_range(data):
