@@ -58,6 +58,20 @@ def em_dataset(em: Any, feature_names=None, standard_error: Any = None) -> xr.Da
     Variables ``weights (component)``, ``means (component, feature)``,
     ``covariances (component, feature, feature_bis)``; with ``standard_error`` (a
     :class:`bgmm.em.StandardErrors`) also ``<name>_se``. ArviZ functions take it directly.
+
+    Parameters
+    ----------
+    em : EMResult or fitted GaussianMixtureEM
+        The EM fit.
+    feature_names : sequence of str, optional
+        Labels of the ``feature`` dim (default: those of the fit).
+    standard_error : StandardErrors, optional
+        Adds the ``<name>_se`` variables.
+
+    Returns
+    -------
+    xarray.Dataset
+        The labelled estimate.
     """
     result = _em_result(em)
     ds = result.params.to_dataset(feature_names or result.feature_names)
@@ -67,8 +81,9 @@ def em_dataset(em: Any, feature_names=None, standard_error: Any = None) -> xr.Da
     return ds
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class Comparison:
+class Comparison:  # numpydoc ignore=PR01
     """The comparison of an EM fit with a posterior.
 
     Attributes
@@ -88,7 +103,14 @@ class Comparison:
     ci_prob: float
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per scalar parameter (covariances: lower triangle), one column per statistic."""
+        """One row per scalar parameter (covariances: lower triangle), one column per statistic.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``parameter`` (e.g. ``means[0, waiting]``), with the columns of
+            ``STATISTICS``.
+        """
         frames = []
         for name in CONTRACT_VARIABLES:
             ds = self.parameters[name].to_dataset()
@@ -136,6 +158,8 @@ def compare(
     Returns
     -------
     Comparison
+        The statistics per parameter (``parameters``, a DataTree) and the membership
+        agreement; ``to_dataframe()`` gives one row per scalar parameter.
     """
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")

@@ -25,32 +25,76 @@ from bgmm._arrays import readonly
 __all__ = ["GMMData", "Standardization", "as_data", "check_n_components"]
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True)
-class Standardization:
+class Standardization:  # numpydoc ignore=PR01
     """The affine map ``z = (x - center) / scale`` applied to each feature.
 
     Kept with the data so that estimates made on the standardised scale can be reported
     on the original one.
+
+    Attributes
+    ----------
+    center : ndarray of shape (n_features,)
+        The feature means.
+    scale : ndarray of shape (n_features,)
+        The feature standard deviations.
     """
 
     center: np.ndarray
     scale: np.ndarray
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Original scale -> standardised scale."""
+        """Original scale -> standardised scale.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Values on the original scale.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``(X - center) / scale``.
+        """
         return (np.asarray(X, dtype=np.float64) - self.center) / self.scale
 
     def inverse_means(self, means: np.ndarray) -> np.ndarray:
-        """Means on the standardised scale -> original scale, shape preserved."""
+        """Means on the standardised scale -> original scale, shape preserved.
+
+        Parameters
+        ----------
+        means : array-like of shape (..., n_features)
+            Means on the standardised scale.
+
+        Returns
+        -------
+        ndarray
+            ``means * scale + center``.
+        """
         return np.asarray(means) * self.scale + self.center
 
     def inverse_covariances(self, covariances: np.ndarray) -> np.ndarray:
-        """Covariances on the standardised scale -> original scale: ``D Σ D``, D = diag(scale)."""
+        r"""Covariances on the standardised scale -> original scale.
+
+        :math:`D \Sigma D` with :math:`D = \operatorname{diag}(\text{scale})`.
+
+        Parameters
+        ----------
+        covariances : array-like of shape (..., n_features, n_features)
+            Covariances on the standardised scale.
+
+        Returns
+        -------
+        ndarray
+            The covariances on the original scale, same shape.
+        """
         return np.asarray(covariances) * np.multiply.outer(self.scale, self.scale)
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class GMMData:
+class GMMData:  # numpydoc ignore=PR01
     """Validated observations shared by every solver.
 
     Attributes
@@ -58,6 +102,7 @@ class GMMData:
     values : ndarray of shape (n_samples, n_features)
         Finite float64 values, read-only (standardised when ``standardization`` is set).
     feature_names : tuple of str
+        One name per feature (column names of a DataFrame or CSV, or ``"x0"``, ...).
     obs_names : tuple of str
         One label per sample (row labels of a DataFrame, or ``"0"``, ``"1"``, ...).
     source : str
@@ -83,13 +128,25 @@ class GMMData:
         return self.values.shape[1]
 
     def to_dataframe(self) -> pd.DataFrame:
-        """The values as a DataFrame indexed by ``obs_names``."""
+        """The values as a DataFrame indexed by ``obs_names``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy, one column per feature.
+        """
         return pd.DataFrame(
             np.array(self.values), columns=list(self.feature_names), index=list(self.obs_names)
         )
 
     def to_dataarray(self) -> xr.DataArray:
-        """The values as a labelled ``(obs_id, feature)`` DataArray."""
+        """The values as a labelled ``(obs_id, feature)`` DataArray.
+
+        Returns
+        -------
+        xarray.DataArray
+            A copy named ``x``, with the source in ``attrs``.
+        """
         return xr.DataArray(
             np.array(self.values),
             dims=("obs_id", "feature"),
@@ -272,6 +329,7 @@ def as_data(
     Returns
     -------
     GMMData
+        Finite float64 values, read-only, with feature and observation names.
 
     Raises
     ------
@@ -324,6 +382,18 @@ def as_data(
 
 def check_n_components(data: GMMData, n_components: Any) -> int:
     """Check that ``n_components`` is an integer in ``[1, n_samples]`` and return it.
+
+    Parameters
+    ----------
+    data : GMMData
+        The data (its number of samples).
+    n_components : object
+        The value to check.
+
+    Returns
+    -------
+    int
+        ``n_components`` as a Python int.
 
     Raises
     ------

@@ -42,8 +42,9 @@ _FILE_ATTRS = (
 _ENGINE = "h5netcdf"
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class SavedFit:
+class SavedFit:  # numpydoc ignore=PR01
     """A fit loaded back from disk.
 
     Attributes
@@ -109,7 +110,9 @@ def save_fit(
     path : str or PathLike
         Target file (``.nc``); its directory must exist.
     data : GMMData or anything :func:`bgmm.as_data` reads
+        The data the fit was made on.
     em : EMResult
+        The EM fit.
     posterior : xarray.DataTree, optional
         From :func:`bgmm.bayes.sample_posterior`.
     comparison : Comparison, optional
@@ -120,6 +123,7 @@ def save_fit(
     Returns
     -------
     pathlib.Path
+        The path written.
     """
     from bgmm.bayes.sampling import _versions
 
@@ -153,6 +157,16 @@ def save_fit(
 
 def load_fit(path: str | os.PathLike) -> SavedFit:
     """Read a fit written by :func:`save_fit`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.nc`` file.
+
+    Returns
+    -------
+    SavedFit
+        The data, EM fit, posterior, comparison, settings and versions that were saved.
 
     Raises
     ------

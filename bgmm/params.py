@@ -23,8 +23,9 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class GMMParams:
+class GMMParams:  # numpydoc ignore=PR01
     r"""Parameters of a Gaussian mixture.
 
     Attributes
@@ -61,15 +62,23 @@ class GMMParams:
         n_components: int | None = None,
         n_features: int | None = None,
     ) -> GMMParams:
-        """Validate parameters given as array-likes.
+        r"""Validate parameters given as array-likes.
 
         Parameters
         ----------
         weights : array-like of shape (n_components,)
+            :math:`\pi`, non-negative, summing to 1.
         means : array-like of shape (n_components, n_features)
+            :math:`\mu_k`.
         covariances : array-like of shape (n_components, n_features, n_features)
+            :math:`\Sigma_k`, symmetric positive definite.
         n_components, n_features : int, optional
             Expected sizes, checked when given.
+
+        Returns
+        -------
+        GMMParams
+            Read-only float64 arrays.
 
         Raises
         ------
@@ -121,8 +130,18 @@ class GMMParams:
     ) -> xr.Dataset:
         """Labelled view with the names and dims shared by EM results and posteriors.
 
-        Variables ``weights (component)``, ``means (component, feature)`` and
-        ``covariances (component, feature, feature_bis)``.
+        Parameters
+        ----------
+        feature_names : sequence of str, optional
+            Labels of the ``feature`` and ``feature_bis`` dims (default ``x0``, ``x1``, ...).
+        component_names : sequence, optional
+            Labels of the ``component`` dim (default 0, 1, ...).
+
+        Returns
+        -------
+        xarray.Dataset
+            Variables ``weights (component)``, ``means (component, feature)`` and
+            ``covariances (component, feature, feature_bis)``.
         """
         k, d = self.n_components, self.n_features
         features = (

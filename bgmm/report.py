@@ -40,8 +40,27 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, the plots (PNG) and, with ``save``, ``fit.nc`` to ``output``.
 
-    ``standard_error`` takes EM standard errors already computed (they are computed here
-    otherwise).
+    Parameters
+    ----------
+    output : str or PathLike
+        Output directory, created if missing.
+    data : GMMData
+        The data.
+    em : EMResult
+        The EM fit.
+    posterior : xarray.DataTree, optional
+        From :func:`bgmm.bayes.sample_posterior`; without it the report covers EM only.
+    comparison : Comparison, optional
+        From :func:`bgmm.compare.compare`.
+    settings : dict, optional
+        Settings to record in the report and the saved fit.
+    title : str, default "bgmm fit"
+        The report's title.
+    save : bool, default True
+        Also write the whole fit to ``fit.nc`` (:func:`bgmm.io.save_fit`).
+    standard_error : StandardErrors, optional
+        EM standard errors already computed (:func:`bgmm.em.standard_errors`); computed
+        here otherwise.
 
     Returns
     -------

@@ -20,6 +20,22 @@ def draw_memberships(
 
     .. math::
         \gamma^{(s)}_{nk} \propto \pi^{(s)}_k \mathcal{N}(x_n \mid \mu^{(s)}_k, \Sigma^{(s)}_k)
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_draws, K)
+        :math:`\pi^{(s)}`.
+    means : ndarray of shape (n_draws, K, n_features)
+        :math:`\mu^{(s)}_k`.
+    covariances : ndarray of shape (n_draws, K, n_features, n_features)
+        :math:`\Sigma^{(s)}_k`.
+    X : ndarray of shape (n_samples, n_features)
+        The observations.
+
+    Returns
+    -------
+    ndarray of shape (n_draws, n_samples, K)
+        :math:`\gamma^{(s)}_{nk}`; each row sums to 1.
     """
     chol = np.linalg.cholesky(covariances)  # (S, K, d, d)
     diff = X[None, None, :, :] - means[:, :, None, :]  # (S, K, N, d)
@@ -41,6 +57,7 @@ def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: i
     posterior : xarray.DataTree or Dataset
         Relabelled posterior with ``weights``, ``means`` and ``covariances``.
     data : GMMData or anything :func:`bgmm.as_data` reads
+        The observations.
     em_resp : ndarray of shape (n_samples, n_components), optional
         EM's plug-in responsibilities (``predict_proba``), for the agreement variables.
     ci_prob : float, default 0.94

@@ -26,7 +26,20 @@ def _chol_name(k: int) -> str:
 
 
 def model_coords(data: GMMData, n_components: int) -> dict[str, list]:
-    """The coordinates shared by EM results and posteriors."""
+    """The coordinates shared by EM results and posteriors.
+
+    Parameters
+    ----------
+    data : GMMData
+        The data (feature and observation names).
+    n_components : int
+        K.
+
+    Returns
+    -------
+    dict
+        ``component`` (0 .. K-1), ``feature``, ``feature_bis`` and ``obs_id``.
+    """
     features = list(data.feature_names)
     return {
         "component": list(range(n_components)),
@@ -45,7 +58,9 @@ def build_model(data, n_components: int, priors: Priors | None = None) -> pm.Mod
     Parameters
     ----------
     data : GMMData or anything :func:`bgmm.as_data` reads
+        The observations.
     n_components : int
+        K, between 1 and ``n_samples``.
     priors : Priors, optional
         Hyper-parameters; data-scaled defaults (see :class:`Priors`) when omitted.
 
@@ -114,6 +129,18 @@ def initial_values(model: pm.Model, params: GMMParams) -> dict[str, np.ndarray]:
 
     The form ``pm.sample(initvals=...)`` and ``nutpie.compile_pymc_model(initial_points=...)``
     take: weights, means and the packed lower Cholesky factor of every covariance.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        From :func:`build_model`.
+    params : GMMParams
+        The starting point (usually the EM estimate), with the model's K and d.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One value per free variable of ``model``.
     """
     chol = np.linalg.cholesky(np.asarray(params.covariances))
     d = params.n_features

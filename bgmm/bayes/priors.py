@@ -56,7 +56,7 @@ class Priors:
     Parameters
     ----------
     weights_concentration : float or array of shape (n_components,), default 1.0
-        Dirichlet concentration :math:`\\alpha` of the weights.
+        Dirichlet concentration :math:`\alpha` of the weights.
     means_loc : array of shape (n_features,), optional
         Prior mean of every component mean (default: the feature means).
     means_scale : float or array of shape (n_features,), optional
@@ -75,6 +75,13 @@ class Priors:
 
     def resolve(self, data: GMMData, n_components: int) -> Priors:
         """Fill the data-scaled defaults and validate every value (shapes, positivity).
+
+        Parameters
+        ----------
+        data : GMMData
+            The data whose feature means and sds scale the defaults.
+        n_components : int
+            K (the length of ``weights_concentration``).
 
         Returns
         -------

@@ -32,13 +32,20 @@ _ENUMERATE_UP_TO = 6
 
 
 def assignment_costs(means: np.ndarray, reference: GMMParams) -> np.ndarray:
-    """Cost of giving sampled component j the label k, shape (n_draws, K, K).
+    r"""Cost of giving sampled component j the label k, shape (n_draws, K, K).
 
     Parameters
     ----------
     means : ndarray of shape (n_draws, n_components, n_features)
+        The sampled component means.
     reference : GMMParams
         The EM estimate whose labels the draws take.
+
+    Returns
+    -------
+    ndarray of shape (n_draws, K, K)
+        ``[s, j, k]``: the Mahalanobis distance :math:`(\mu^{(s)}_j - \hat\mu_k)^T
+        \hat\Sigma_k^{-1} (\mu^{(s)}_j - \hat\mu_k)`.
     """
     precisions = np.linalg.inv(np.asarray(reference.covariances))  # (K, d, d)
     diff = means[:, :, None, :] - np.asarray(reference.means)[None, None, :, :]  # (S, j, k, d)
@@ -51,13 +58,17 @@ def match_to_reference(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     Parameters
     ----------
     costs : ndarray of shape (n_draws, K, K)
+        From :func:`assignment_costs`.
 
     Returns
     -------
     source : ndarray of int, shape (n_draws, K)
         ``source[s, k]`` is the sampled component that receives label ``k``.
     cost : ndarray of shape (n_draws,)
+        Total cost of the best assignment (Hungarian algorithm).
     margin : ndarray of shape (n_draws,)
+        Cost of the second-best assignment minus the best (infinite for K = 1): a small
+        margin means the draw's labels were a near tie.
     """
     n_draws, k, _ = costs.shape
     source = np.empty((n_draws, k), dtype=np.int64)
@@ -87,9 +98,15 @@ def relabel_dataset(posterior: xr.Dataset, source: xr.DataArray) -> xr.Dataset:
 
     Parameters
     ----------
-    posterior : xarray.Dataset with dims (chain, draw, component, ...)
+    posterior : xarray.Dataset
+        Variables with dims (chain, draw, component, ...); others pass through.
     source : xarray.DataArray of int with dims (chain, draw, component)
         For each draw and label k, the sampled component to take.
+
+    Returns
+    -------
+    xarray.Dataset
+        The relabelled posterior, same dims and coords.
     """
     idx = source.transpose("chain", "draw", COMPONENT_DIM).values
     out = {}

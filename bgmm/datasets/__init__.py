@@ -26,8 +26,9 @@ WORKED_EXAMPLE_SOURCE = (
 )
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class WorkedExample:
+class WorkedExample:  # numpydoc ignore=PR01
     """The six people of the worked example and its initial parameter table.
 
     Attributes
@@ -46,7 +47,13 @@ class WorkedExample:
 
 
 def load_worked_example() -> WorkedExample:
-    """Load the worked example (persons A-F and the initial table of the document)."""
+    """Load the worked example (persons A-F and the initial table of the document).
+
+    Returns
+    -------
+    WorkedExample
+        The six people (``data``), the component names and the initial parameters.
+    """
     frame = pd.DataFrame(
         {"Height": [160, 165, 170, 180, 185, 190], "Weight": [55, 60, 65, 75, 80, 85]},
         index=pd.Index(list("ABCDEF"), name="Person"),
@@ -67,6 +74,11 @@ def load_old_faithful(*, standardize: bool = False) -> GMMData:
     ----------
     standardize : bool, default False
         Standardise each feature (see :func:`bgmm.as_data`).
+
+    Returns
+    -------
+    GMMData
+        272 x 2, in minutes, with the data's provenance in ``source``.
     """
     path = resources.files("bgmm.datasets") / "faithful.csv"
     with resources.as_file(path) as p:
@@ -74,11 +86,24 @@ def load_old_faithful(*, standardize: bool = False) -> GMMData:
     return as_data(frame, standardize=standardize, source=OLD_FAITHFUL_SOURCE)
 
 
-class Simulated(NamedTuple):
-    """Data simulated from known parameters, with the true component of every sample."""
+# Results and containers are documented by their attributes, not by __init__.
+class Simulated(NamedTuple):  # numpydoc ignore=PR01
+    """Data simulated from known parameters, with the true component of every sample.
+
+    Attributes
+    ----------
+    data : GMMData
+        The samples.
+    labels : ndarray of shape (n_samples,)
+        The true component of every sample.
+    """
 
     data: GMMData
     labels: np.ndarray
+
+
+Simulated.data.__doc__ = "The samples (GMMData)."
+Simulated.labels.__doc__ = "The true component of every sample."
 
 
 def simulate(
@@ -95,10 +120,13 @@ def simulate(
     Parameters
     ----------
     params : GMMParams
+        The mixture to draw from.
     n_samples : int
+        Number of samples N.
     random_state : int, numpy Generator or None
         Seed of the draws; the same seed gives the same data.
     feature_names : list of str, optional
+        Names of the features (default ``x0``, ``x1``, ...).
 
     Returns
     -------

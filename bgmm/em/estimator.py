@@ -26,18 +26,27 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default 1
+        Number of components K.
     covariance_type : {"full"}, default "full"
+        Only full covariances are implemented.
     tol : float, default 1e-10
         Threshold on the change of the mean per-sample log-likelihood.
     max_iter : int, default 1000
+        Most EM iterations per restart.
     reg_covar : float, default 1e-6
         Added to the diagonal of each covariance; 0 gives the derivation exactly.
     init_params : {"kmeans", "k-means++", "random"}, default "kmeans"
+        How the responsibilities are initialised (see :func:`bgmm.fit_em`).
     n_init : int, default 1
+        Restarts; the best log-likelihood is kept.
     random_state : int, numpy Generator or None
+        Seed of every random choice (restarts, k-means, ``sample``).
     weights_init : array-like of shape (n_components,), optional
+        Starting weights.
     means_init : array-like of shape (n_components, n_features), optional
+        Starting means.
     covariances_init : array-like of shape (n_components, n_features, n_features), optional
+        Starting covariances; with all three given, EM starts exactly there.
 
     Attributes
     ----------
@@ -59,7 +68,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     See Also
     --------
-    bgmm.fit_em : the functional core this estimator wraps.
+    bgmm.fit_em : The functional core this estimator wraps.
     """
 
     def __init__(
@@ -95,11 +104,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
-        y : ignored
+            Read through :func:`bgmm.as_data`.
+        y : None
+            Ignored (scikit-learn's API).
 
         Returns
         -------
-        self
+        GaussianMixtureEM
+            The fitted estimator (``self``).
         """
         data = as_data(X)
         result = fit_em(
@@ -133,10 +145,22 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             self.feature_names_in_ = np.asarray(result.feature_names, dtype=object)
 
     def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fit, then return the most probable component of every sample.
+        r"""Fit, then return the most probable component of every sample.
 
         Equal to ``fit(X).predict(X)``: the responsibilities come from a final E step at
         the returned parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`.
+        y : None
+            Ignored (scikit-learn's API).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            :math:`\arg\max_k \gamma_{kn}`.
         """
         self.fit(X)
         if not np.isfinite(self.log_likelihood_):
@@ -157,27 +181,79 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return evaluate(self.result_.params, data)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of every sample, shape (n_samples,)."""
+        r"""Most probable component of every sample, :math:`\arg\max_k \gamma_{kn}`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Component indices.
+        """
         return self._evaluate(X)[0].argmax(axis=1)
 
     def predict_proba(self, X) -> np.ndarray:
-        r"""Responsibilities :math:`\gamma`, shape (n_samples, n_components)."""
+        r"""Responsibilities :math:`\gamma_{kn} = \pi_k \phi_k(x_n) / \sum_j \pi_j \phi_j(x_n)`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to 1.
+        """
         return np.exp(self._evaluate(X)[0])
 
     def score_samples(self, X) -> np.ndarray:
-        r""":math:`\ln p(x_n \mid \theta)` for every sample, shape (n_samples,)."""
+        r"""Log density of every sample, :math:`\ln p(x_n \mid \theta)`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            :math:`\ln \sum_k \pi_k \phi_k(x_n)`.
+        """
         return self._evaluate(X)[1]
 
     def score(self, X, y=None) -> float:
-        """Mean per-sample log-likelihood of ``X``."""
+        r"""Mean per-sample log-likelihood, :math:`\frac1N \ln p(X \mid \theta)`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+        y : None
+            Ignored (scikit-learn's API).
+
+        Returns
+        -------
+        float
+            Higher is better.
+        """
         return float(self.score_samples(X).mean())
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted mixture (seeded by ``random_state``).
 
+        Parameters
+        ----------
+        n_samples : int, default 1
+            Number of draws.
+
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            The draws.
         y : ndarray of shape (n_samples,)
             The component of every draw.
         """
@@ -190,11 +266,33 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return int(k * d * (d + 1) / 2 + k * d + k - 1)
 
     def bic(self, X) -> float:
-        r"""Bayesian information criterion :math:`-2 \ln p(X|\theta) + p \ln N` (lower: better)."""
+        r"""Bayesian information criterion, :math:`-2 \ln p(X \mid \theta) + p \ln N`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+
+        Returns
+        -------
+        float
+            Lower is better; :math:`p` counts the free parameters.
+        """
         n = as_data(X).n_samples
         return float(-2.0 * self.score(X) * n + self._n_parameters() * np.log(n))
 
     def aic(self, X) -> float:
-        r"""Akaike information criterion, :math:`-2 \ln p(X|\theta) + 2p` (lower is better)."""
+        r"""Akaike information criterion, :math:`-2 \ln p(X \mid \theta) + 2p`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`; the features used in ``fit``.
+
+        Returns
+        -------
+        float
+            Lower is better; :math:`p` counts the free parameters.
+        """
         n = as_data(X).n_samples
         return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())

@@ -67,6 +67,7 @@ def outer_products(X, n_features: int):
     Parameters
     ----------
     X : tensor of shape (n_samples, n_features)
+        The data.
     n_features : int
         Static number of features (the index pattern is built from it).
 
@@ -80,16 +81,22 @@ def outer_products(X, n_features: int):
 
 
 def moment_matrix(flat, n_features: int):
-    """Symmetric matrices from their upper triangles (the inverse of ``triu`` flattening).
+    r"""Symmetric matrices from their upper triangles (the inverse of ``triu`` flattening).
+
+    :math:`M_{ij} = M_{ji} = f_{(i, j)}` for :math:`i \le j`, with :math:`f` one row of
+    ``flat``: the form in which the M step sums :math:`\sum_n \gamma_{kn} x_n x_n^T`.
 
     Parameters
     ----------
     flat : tensor of shape (n_components, n_features * (n_features + 1) // 2)
+        Upper triangles in ``np.triu_indices`` order.
     n_features : int
+        Static number of features.
 
     Returns
     -------
     tensor of shape (n_components, n_features, n_features)
+        The symmetric matrices.
     """
     i, j = _triu_index(n_features)
     upper = pt.zeros((flat.shape[0], n_features, n_features), dtype=flat.dtype)
@@ -107,16 +114,29 @@ def cholesky_factors(covariances):
     Parameters
     ----------
     covariances : tensor of shape (n_components, n_features, n_features)
+        :math:`\Sigma_k`.
 
     Returns
     -------
     tensor of shape (n_components, n_features, n_features)
+        :math:`L_k`, lower triangular.
     """
     return cholesky(covariances, lower=True, check_finite=False, on_error="nan")
 
 
 def log_det(chol):
-    r""":math:`\ln|\Sigma_k| = 2 \sum_i \ln (L_k)_{ii}`, shape (n_components,)."""
+    r"""Log determinants from Cholesky factors, :math:`\ln|\Sigma_k| = 2 \sum_i \ln (L_k)_{ii}`.
+
+    Parameters
+    ----------
+    chol : tensor of shape (n_components, n_features, n_features)
+        :math:`L_k` (``cholesky_factors``).
+
+    Returns
+    -------
+    tensor of shape (n_components,)
+        :math:`\ln|\Sigma_k|`.
+    """
     return 2.0 * pt.log(pt.diagonal(chol, axis1=1, axis2=2)).sum(axis=-1)
 
 
@@ -126,10 +146,12 @@ def precisions(chol):
     Parameters
     ----------
     chol : tensor of shape (n_components, n_features, n_features)
+        :math:`L_k` (``cholesky_factors``).
 
     Returns
     -------
     tensor of shape (n_components, n_features, n_features)
+        :math:`\Lambda_k`.
     """
     eye = pt.broadcast_to(pt.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
     inv_chol = solve_triangular(chol, eye, lower=True, check_finite=False)
@@ -144,9 +166,17 @@ def pivot_ratios(chol, covariances):
     and reaches 0 (or NaN, when the factorisation fails) when :math:`\Sigma_k` is singular.
     Rescaling a feature leaves it unchanged.
 
+    Parameters
+    ----------
+    chol : tensor of shape (n_components, n_features, n_features)
+        :math:`L_k` (``cholesky_factors``).
+    covariances : tensor of shape (n_components, n_features, n_features)
+        :math:`\Sigma_k`.
+
     Returns
     -------
     tensor of shape (n_components,)
+        :math:`\min_i (L_k)_{ii}^2 / (\Sigma_k)_{ii}`.
     """
     pivots = pt.diagonal(chol, axis1=1, axis2=2) ** 2
     variances = pt.diagonal(covariances, axis1=1, axis2=2)
@@ -163,7 +193,9 @@ def log_gaussian_density(X, means, chol, Z=None):
     Parameters
     ----------
     X : tensor of shape (n_samples, n_features)
+        The data, with a static number of features.
     means : tensor of shape (n_components, n_features)
+        :math:`\mu_k`.
     chol : tensor of shape (n_components, n_features, n_features)
         Lower Cholesky factors of the covariances (``cholesky_factors``).
     Z : tensor of shape (n_samples, n_moments), optional
@@ -172,6 +204,7 @@ def log_gaussian_density(X, means, chol, Z=None):
     Returns
     -------
     tensor of shape (n_samples, n_components)
+        :math:`\ln \phi_k(x_n)`.
     """
     n_features = X.type.shape[1]
     if n_features is None:
@@ -191,7 +224,20 @@ def log_gaussian_density(X, means, chol, Z=None):
 
 
 def weighted_log_density(log_phi, weights):
-    r""":math:`\ln \pi_k + \ln \phi_k(x_n)`, shape (n_samples, n_components)."""
+    r"""Add the log weights, :math:`\ln \pi_k + \ln \phi_k(x_n)`.
+
+    Parameters
+    ----------
+    log_phi : tensor of shape (n_samples, n_components)
+        :math:`\ln \phi_k(x_n)` (``log_gaussian_density``).
+    weights : tensor of shape (n_components,)
+        :math:`\pi_k`.
+
+    Returns
+    -------
+    tensor of shape (n_samples, n_components)
+        :math:`\ln \pi_k \phi_k(x_n)`.
+    """
     return log_phi + pt.log(weights)[None, :]
 
 
@@ -205,10 +251,12 @@ def e_step(weighted_log_phi):
     Parameters
     ----------
     weighted_log_phi : tensor of shape (n_samples, n_components)
+        :math:`\ln \pi_k \phi_k(x_n)` (``weighted_log_density``).
 
     Returns
     -------
     log_resp : tensor of shape (n_samples, n_components)
+        :math:`\ln \gamma_{kn}`; each row's exponentials sum to 1.
     log_norm : tensor of shape (n_samples,)
         :math:`\ln p(x_n \mid \theta)`.
     """
@@ -217,7 +265,21 @@ def e_step(weighted_log_phi):
 
 
 def log_likelihood(log_norm):
-    r""":math:`\ln p(X \mid \theta) = \sum_n \ln \sum_k \pi_k \phi_k(x_n)` (a sum over samples)."""
+    r"""The log-likelihood, a sum over samples.
+
+    .. math::
+        \ln p(X \mid \theta) = \sum_n \ln \sum_k \pi_k \phi_k(x_n)
+
+    Parameters
+    ----------
+    log_norm : tensor of shape (n_samples,)
+        :math:`\ln p(x_n \mid \theta)` (``e_step``).
+
+    Returns
+    -------
+    scalar tensor
+        :math:`\ln p(X \mid \theta)`.
+    """
     return log_norm.sum()
 
 
@@ -234,17 +296,24 @@ def m_step(X, resp, reg_covar, Z=None):
     Parameters
     ----------
     X : tensor of shape (n_samples, n_features)
+        The data, with a static number of features.
     resp : tensor of shape (n_samples, n_components)
+        :math:`\gamma` from the E step.
     reg_covar : scalar tensor
+        :math:`\epsilon`, added to every covariance's diagonal.
     Z : tensor of shape (n_samples, n_moments), optional
         ``outer_products(X)``.
 
     Returns
     -------
     weights : tensor of shape (n_components,)
+        :math:`\pi_k`.
     means : tensor of shape (n_components, n_features)
+        :math:`\mu_k`.
     covariances : tensor of shape (n_components, n_features, n_features)
+        :math:`\Sigma_k`.
     nk : tensor of shape (n_components,)
+        :math:`N_k`.
     """
     n_features = X.type.shape[1]
     if Z is None:
@@ -259,29 +328,84 @@ def m_step(X, resp, reg_covar, Z=None):
 
 
 def q_value(resp, weighted_log_phi):
-    r""":math:`Q(\theta, \theta^{old}) = \sum_n \sum_k \gamma_{kn} [\ln \pi_k + \ln \phi_k(x_n)]`.
+    r"""The expected complete-data log-likelihood that the M step maximises.
 
-    ``resp`` holds :math:`\gamma` computed at :math:`\theta^{old}`; ``weighted_log_phi`` is
-    evaluated at :math:`\theta`.
+    .. math::
+        Q(\theta, \theta^{old}) = \sum_n \sum_k \gamma_{kn} [\ln \pi_k + \ln \phi_k(x_n)]
+
+    Parameters
+    ----------
+    resp : tensor of shape (n_samples, n_components)
+        :math:`\gamma`, computed at :math:`\theta^{old}`.
+    weighted_log_phi : tensor of shape (n_samples, n_components)
+        :math:`\ln \pi_k \phi_k(x_n)`, evaluated at :math:`\theta`.
+
+    Returns
+    -------
+    scalar tensor
+        :math:`Q(\theta, \theta^{old})`.
     """
     return (resp * weighted_log_phi).sum()
 
 
 def entropy(resp, log_resp):
-    r""":math:`H(q) = -\sum_n \sum_k \gamma_{kn} \ln \gamma_{kn}` (with :math:`0 \ln 0 = 0`)."""
+    r"""The entropy of the E step's distribution over the memberships.
+
+    .. math::
+        H(q) = -\sum_n \sum_k \gamma_{kn} \ln \gamma_{kn} \quad (0 \ln 0 = 0)
+
+    Parameters
+    ----------
+    resp : tensor of shape (n_samples, n_components)
+        :math:`\gamma`.
+    log_resp : tensor of shape (n_samples, n_components)
+        :math:`\ln \gamma` (exact where :math:`\gamma` underflows).
+
+    Returns
+    -------
+    scalar tensor
+        :math:`H(q)`.
+    """
     return -pt.switch(pt.gt(resp, 0.0), resp * log_resp, 0.0).sum()
 
 
 def lower_bound(q, h):
-    r""":math:`\mathcal{L}(q, \theta) = Q(\theta, \theta^{old}) + H(q)`."""
+    r"""The lower bound, :math:`\mathcal{L}(q, \theta) = Q(\theta, \theta^{old}) + H(q)`.
+
+    Parameters
+    ----------
+    q : scalar tensor
+        :math:`Q(\theta, \theta^{old})` (``q_value``).
+    h : scalar tensor
+        :math:`H(q)` (``entropy``).
+
+    Returns
+    -------
+    scalar tensor
+        :math:`\mathcal{L}(q, \theta) \le \ln p(X \mid \theta)`.
+    """
     return q + h
 
 
 def kl_divergence(resp_q, log_resp_q, log_resp_p):
-    r""":math:`\mathrm{KL}(q \| p) = \sum_n \sum_k q_{kn} (\ln q_{kn} - \ln p_{kn})`.
+    r"""The gap between the bound and the log-likelihood.
 
-    ``q`` is the distribution of the E step at :math:`\theta^{old}` and ``p`` the posterior
-    :math:`p(Z \mid X, \theta)` at the new parameters.
+    .. math::
+        \mathrm{KL}(q \| p) = \sum_n \sum_k q_{kn} (\ln q_{kn} - \ln p_{kn})
+
+    Parameters
+    ----------
+    resp_q : tensor of shape (n_samples, n_components)
+        :math:`q`, the E step's responsibilities at :math:`\theta^{old}`.
+    log_resp_q : tensor of shape (n_samples, n_components)
+        :math:`\ln q`.
+    log_resp_p : tensor of shape (n_samples, n_components)
+        :math:`\ln p(Z \mid X, \theta)` at the new parameters.
+
+    Returns
+    -------
+    scalar tensor
+        :math:`\mathrm{KL}(q \| p) = \ln p(X \mid \theta) - \mathcal{L}(q, \theta) \ge 0`.
     """
     return pt.switch(pt.gt(resp_q, 0.0), resp_q * (log_resp_q - log_resp_p), 0.0).sum()
 
@@ -299,9 +423,19 @@ def regularization_gap(covariances_reg, nk, reg_covar):
     EM guarantees :math:`\ln p(X|\theta^{t+1}) \ge \ln p(X|\theta^t) - \text{gap}`; the gap is
     0 when ``reg_covar`` is 0 and infinite when :math:`S_k` is singular.
 
+    Parameters
+    ----------
+    covariances_reg : tensor of shape (n_components, n_features, n_features)
+        :math:`S_k + \epsilon I`, the regularised M step.
+    nk : tensor of shape (n_components,)
+        :math:`N_k`.
+    reg_covar : scalar tensor
+        :math:`\epsilon`.
+
     Returns
     -------
     scalar tensor
+        The gap, :math:`\ge 0`.
     """
     n_features = covariances_reg.shape[-1]
     eye = pt.eye(n_features, dtype=covariances_reg.dtype)[None, :, :]

@@ -70,8 +70,9 @@ InitParams = Literal["kmeans", "k-means++", "random"]
 _INIT_PARAMS = ("kmeans", "k-means++", "random")
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class EMResult:
+class EMResult:  # numpydoc ignore=PR01
     r"""The outcome of :func:`fit_em` (immutable).
 
     Attributes
@@ -114,7 +115,13 @@ class EMResult:
         return GMMParams(self.weights, self.means, self.covariances)
 
     def history_frame(self) -> pd.DataFrame:
-        """The per-iteration history as a DataFrame indexed by iteration (1, 2, ...)."""
+        """The per-iteration history as a DataFrame indexed by iteration (1, 2, ...).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per field of ``HISTORY_FIELDS``.
+        """
         frame = pd.DataFrame(self.history)
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="iteration")
         return frame
@@ -379,6 +386,7 @@ def fit_em(
         iterations. Small, because EM converges linearly and a loose threshold stops well
         short of the optimum; one iteration costs little.
     max_iter : int, default 1000
+        Most iterations per restart.
     reg_covar : float, default 1e-6
         Added to the diagonal of every covariance after the M step (0 gives the derivation
         exactly, and then a singular covariance stops the fit with a clear error).
@@ -401,6 +409,15 @@ def fit_em(
     Returns
     -------
     EMResult
+        The parameters, the responsibilities at them, the log-likelihood and the
+        per-iteration history of the best restart.
+
+    Raises
+    ------
+    SingularCovarianceError
+        A covariance became singular before the last iteration.
+    LikelihoodDecreaseError
+        The log-likelihood decreased beyond round-off (a bug, never expected).
 
     Warns
     -----
@@ -409,13 +426,6 @@ def fit_em(
     SingularCovarianceWarning
         The last M step returned a singular covariance (only possible with
         ``reg_covar=0``); ``log_likelihood`` and ``resp`` are then NaN.
-
-    Raises
-    ------
-    SingularCovarianceError
-        A covariance became singular before the last iteration.
-    LikelihoodDecreaseError
-        The log-likelihood decreased beyond round-off (a bug, never expected).
 
     Notes
     -----
@@ -496,13 +506,15 @@ def fit_em(
 def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
     r"""Log responsibilities and per-sample log-likelihoods of ``X`` under ``params``.
 
-    The E step of :func:`fit_em`, on any data; see :func:`log_component_densities` for
-    the unweighted component densities.
+    The E step of :func:`fit_em`, on any data; see :func:`bgmm.em.log_component_densities`
+    for the unweighted component densities.
 
     Parameters
     ----------
     params : GMMParams
+        The mixture.
     X : array-like of shape (n_samples, n_features) or anything :func:`bgmm.as_data` reads
+        The data.
 
     Returns
     -------
@@ -522,7 +534,23 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
-    r""":math:`\ln \phi_k(x_n)` for every sample and component, shape (n_samples, n_components).
+    r"""Log Gaussian density of every sample under every component, :math:`\ln \phi_k(x_n)`.
+
+    .. math::
+        \ln \phi_k(x) = -\tfrac{l}{2} \ln(2\pi) - \tfrac12 \ln|\Sigma_k|
+                        - \tfrac12 (x - \mu_k)^T \Sigma_k^{-1} (x - \mu_k)
+
+    Parameters
+    ----------
+    params : GMMParams
+        The mixture (its weights are not used).
+    X : array-like of shape (n_samples, n_features) or anything :func:`bgmm.as_data` reads
+        The data.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_components)
+        :math:`\ln \phi_k(x_n)`.
 
     Raises
     ------

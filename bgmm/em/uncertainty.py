@@ -36,8 +36,9 @@ from bgmm.params import GMMParams
 __all__ = ["StandardErrors", "standard_errors", "to_unconstrained"]
 
 
+# Results and containers are documented by their attributes, not by __init__.
 @dataclass(frozen=True, eq=False)
-class StandardErrors:
+class StandardErrors:  # numpydoc ignore=PR01
     """Standard errors of the EM estimate (observed information, delta method).
 
     Attributes
@@ -119,6 +120,8 @@ def standard_errors(params: GMMParams, X) -> StandardErrors:
     Returns
     -------
     StandardErrors
+        Standard errors of the weights, means and covariances, with the covariance of the
+        estimate and the observed information they come from.
 
     Raises
     ------
