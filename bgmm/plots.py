@@ -134,25 +134,37 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
 _SCALAR_VARS = ("weights", "means")
 
 
-def _em_pseudo_draws(posterior, em, standard_error) -> xr.DataTree:
-    """Normal(EM, SE) as evenly spaced quantiles shaped like the posterior's (chain, draw).
+def _standardised_draws(posterior, em, standard_error, var_names) -> tuple:
+    r"""Posterior draws and EM's normal approximation, both as :math:`(\theta - \hat\theta) / SE`.
 
-    Deterministic stand-in draws, so that ArviZ's forest plot shows EM ± z SE with the
-    same machinery (and the same interval probabilities) as the posterior.
+    EM's stand-in draws are evenly spaced standard normal quantiles shaped like the
+    posterior's (chain, draw), so that ArviZ's forest plot shows EM ± z SE with the same
+    machinery (and the same interval probabilities) as the posterior. Entries whose SE is
+    0 (the weight of a single component) are 0 in both.
     """
     from bgmm.compare import em_dataset
 
-    post = posterior["posterior"]
+    post = posterior["posterior"].to_dataset()
     nc, nd = post.sizes["chain"], post.sizes["draw"]
-    z = stats.norm.ppf((np.arange(nc * nd) + 0.5) / (nc * nd)).reshape(nc, nd)
     z = xr.DataArray(
-        z,
+        stats.norm.ppf((np.arange(nc * nd) + 0.5) / (nc * nd)).reshape(nc, nd),
         dims=("chain", "draw"),
         coords={"chain": post["chain"].values, "draw": post["draw"].values},
     )
     ds = em_dataset(em, standard_error=standard_error)
-    draws = xr.Dataset({name: ds[name] + z * ds[f"{name}_se"] for name in _SCALAR_VARS})
-    return xr.DataTree.from_dict({"posterior": draws.transpose("chain", "draw", ...)})
+    scaled_post, scaled_em = {}, {}
+    for name in var_names:
+        se = ds[f"{name}_se"]
+        ok = se > 0
+        scaled_post[name] = xr.where(ok, (post[name] - ds[name]) / se.where(ok, 1.0), 0.0)
+        scaled_em[name] = xr.where(ok, z + 0.0 * ds[name], 0.0)
+    return _as_posterior(scaled_post), _as_posterior(scaled_em)
+
+
+def _as_posterior(variables: dict) -> xr.DataTree:
+    return xr.DataTree.from_dict(
+        {"posterior": xr.Dataset(variables).transpose("chain", "draw", ...)}
+    )
 
 
 def plot_posterior_with_em(posterior, em, var_names=_SCALAR_VARS):
@@ -184,10 +196,14 @@ _TWO_SD = float(stats.norm.cdf(2.0) - stats.norm.cdf(-2.0))
 
 
 def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
-    """Forest plot: EM ± 1 and ± 2 SE beside the posterior's intervals of the same probability.
+    r"""Forest plot of the posterior against EM, in units of EM's standard error.
 
-    The thick and thin lines are the 68.3% and 95.4% intervals: for EM, exactly
-    estimate ± 1 SE and ± 2 SE (normal approximation); for the posterior, its HDIs.
+    Every parameter is drawn on the scale :math:`(\theta - \hat\theta) / \mathrm{SE}`, so
+    that parameters of very different sizes share one axis and agreement reads directly:
+    EM's intervals are exactly [-1, 1] and [-2, 2] (the normal approximation, 68.3% and
+    95.4%), and the posterior's HDIs of the same probabilities sit near them when the two
+    solvers agree. The posterior's point is then its mean's ``z`` and the width of its
+    interval is ``1 / se_ratio`` of EM's (see :func:`bgmm.compare.compare`).
 
     Parameters
     ----------
@@ -203,15 +219,21 @@ def plot_forest_em(posterior, em, standard_error, var_names=_SCALAR_VARS):
     Returns
     -------
     arviz_plots.PlotCollection
-        The forest plot, one row per scalar parameter and solver.
+        The forest plot, one row per scalar parameter and solver, with a legend.
     """
-    return azp.plot_forest(
-        {"MCMC": posterior, "EM": _em_pseudo_draws(posterior, em, standard_error)},
+    scaled_post, scaled_em = _standardised_draws(posterior, em, standard_error, var_names)
+    pc = azp.plot_forest(
+        {"MCMC": scaled_post, "EM": scaled_em},
         var_names=list(var_names),
         combined=True,
         ci_probs=(float(stats.norm.cdf(1.0) - stats.norm.cdf(-1.0)), _TWO_SD),
         backend="matplotlib",
     )
+    pc.add_legend("model")
+    forest = pc.viz["plot"].sel(column="forest").item()
+    forest.axvline(0.0, color="0.6", lw=0.8, zorder=0)
+    forest.set_xlabel("(θ − θ̂ EM) / SE EM")
+    return pc
 
 
 def plot_rank(posterior, var_names=_SCALAR_VARS):

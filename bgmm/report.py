@@ -103,7 +103,7 @@ def write_report(
                 plots.plot_posterior_with_em(posterior, em),
             ),
             (
-                "EM ± 1 and 2 SE beside posterior HDIs of 68% and 95%",
+                "Posterior HDIs (68%, 95%) against EM ± 1 and 2 SE, in units of EM's SE",
                 "forest.png",
                 plots.plot_forest_em(posterior, em, se),
             ),

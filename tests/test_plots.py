@@ -54,3 +54,21 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         plots.save_figure(Broken(), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_forest_plot_is_on_the_scale_of_em_standard_errors(tree, simulated):
+    import numpy as np
+
+    sim, em = simulated
+    se = standard_errors(em.params, sim.data)
+    scaled_post, scaled_em = plots._standardised_draws(tree, em, se, ("weights", "means"))
+    post = tree["posterior"]["means"].values
+    expected = (post[..., 1, 0] - em.means[1, 0]) / se.means[1, 0]
+    np.testing.assert_allclose(scaled_post["posterior"]["means"].values[..., 1, 0], expected)
+    # EM's stand-in draws are standard normal quantiles: intervals exactly [-1, 1], [-2, 2]
+    z = scaled_em["posterior"]["weights"].values[..., 0].ravel()
+    assert abs(z.mean()) < 1e-12 and abs(np.quantile(z, 0.8413) - 1.0) < 0.02
+    pc = plots.plot_forest_em(tree, em, se)
+    forest = pc.viz["plot"].sel(column="forest").item()
+    assert forest.get_xlabel().startswith("(θ − θ̂ EM) / SE")
+    assert forest.get_figure().legends, "a legend tells MCMC from EM"
