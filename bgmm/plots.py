@@ -74,6 +74,14 @@ def add_ellipses(ax, params: GMMParams, dims=(0, 1), n_std=(1.0, 2.0), **kwargs)
         ax.plot(*params.means[k, [i, j]], marker="x", color=colors[k % len(colors)], ms=10)
 
 
+def _check_two_features(data: GMMData, what: str) -> None:
+    if data.n_features < 2:
+        raise ValueError(
+            f"{what} draws the first two features, but the data have {data.n_features}; "
+            f"plot one feature with plot_posterior_with_em instead."
+        )
+
+
 def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") -> Figure:
     """Scatter the first two features with the fitted component ellipses (1 and 2 sd).
 
@@ -93,6 +101,7 @@ def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") 
     matplotlib.figure.Figure
         A figure not attached to pyplot (save it with :func:`save_figure`).
     """
+    _check_two_features(data, "plot_fit")
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
     X = np.asarray(data.values)
@@ -100,7 +109,7 @@ def plot_fit(data: GMMData, params: GMMParams, labels=None, *, title: str = "") 
     ax.scatter(X[:, 0], X[:, 1], s=12, c=colors, alpha=0.6, edgecolors="none")
     add_ellipses(ax, params)
     ax.set_xlabel(data.feature_names[0])
-    ax.set_ylabel(data.feature_names[1] if data.n_features > 1 else "")
+    ax.set_ylabel(data.feature_names[1])
     ax.set_title(title)
     return fig
 
@@ -275,6 +284,7 @@ def plot_ellipses_with_draws(data: GMMData, em, posterior, n_draws: int = 40, se
     matplotlib.figure.Figure
         The figure.
     """
+    _check_two_features(data, "plot_ellipses_with_draws")
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
     X = np.asarray(data.values)
@@ -291,7 +301,7 @@ def plot_ellipses_with_draws(data: GMMData, em, posterior, n_draws: int = 40, se
         add_ellipses(ax, params, n_std=(2.0,), alpha=0.15)
     add_ellipses(ax, em.params, n_std=(2.0,))
     ax.set_xlabel(data.feature_names[0])
-    ax.set_ylabel(data.feature_names[1] if data.n_features > 1 else "")
+    ax.set_ylabel(data.feature_names[1])
     ax.set_title("EM ellipses (2 sd) and posterior draws")
     return fig
 
@@ -314,6 +324,7 @@ def plot_membership_uncertainty(data: GMMData, posterior):
     matplotlib.figure.Figure
         The figure.
     """
+    _check_two_features(data, "plot_membership_uncertainty")
     m = posterior["membership"].to_dataset()
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
@@ -321,7 +332,7 @@ def plot_membership_uncertainty(data: GMMData, posterior):
     sc = ax.scatter(X[:, 0], X[:, 1], c=m["entropy"].values, s=14, cmap="viridis")
     fig.colorbar(sc, ax=ax, label="membership entropy (nats)")
     ax.set_xlabel(data.feature_names[0])
-    ax.set_ylabel(data.feature_names[1] if data.n_features > 1 else "")
+    ax.set_ylabel(data.feature_names[1])
     ax.set_title("Uncertainty of cluster membership")
     return fig
 

@@ -72,3 +72,16 @@ def test_forest_plot_is_on_the_scale_of_em_standard_errors(tree, simulated):
     forest = pc.viz["plot"].sel(column="forest").item()
     assert forest.get_xlabel().startswith("(θ − θ̂ EM) / SE")
     assert forest.get_figure().legends, "a legend tells MCMC from EM"
+
+
+def test_scatter_plots_need_two_features():
+    import numpy as np
+
+    from bgmm import GMMParams, as_data
+
+    data = as_data(np.arange(10.0)[:, None])
+    params = GMMParams.from_arrays([1.0], [[4.5]], [[[8.25]]])
+    with pytest.raises(
+        ValueError, match="plot_fit draws the first two features, but the data have 1"
+    ):
+        plots.plot_fit(data, params)
