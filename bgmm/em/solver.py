@@ -53,6 +53,10 @@ __all__ = [
     "log_component_densities",
 ]
 
+#: PyTensor mode of the compiled EM graphs. JAX (XLA) compiles them in seconds where numba
+#: took minutes on an empty compile cache, and ran an iteration faster (benchmarks/).
+COMPILE_MODE = "JAX"
+
 #: Relative Cholesky pivot below which a covariance counts as singular.
 SINGULAR_RTOL = 1e-12
 
@@ -132,8 +136,13 @@ class EMResult:  # numpydoc ignore=PR01
 # --------------------------------------------------------------------------------------
 
 
-@functools.cache
 def _compiled(n_features: int):
+    """The compiled EM functions for ``n_features``, in the current ``COMPILE_MODE``."""
+    return _compile(n_features, COMPILE_MODE)
+
+
+@functools.cache
+def _compile(n_features: int, mode: str):
     X = pt.matrix("X", shape=(None, n_features), dtype="float64")
     Z = pt.matrix("Z", dtype="float64")
     weights = pt.vector("weights", dtype="float64")
@@ -152,7 +161,7 @@ def _compiled(n_features: int):
     # E step at given parameters (start of a run, and predict/score on any X).
     log_phi, _, log_resp, log_norm, pivots = expectation(weights, means, covariances, None)
     evaluate_fn = pytensor.function(
-        [X, weights, means, covariances], [log_resp, log_norm, pivots, log_phi]
+        [X, weights, means, covariances], [log_resp, log_norm, pivots, log_phi], mode=mode
     )
 
     # One EM iteration from the previous responsibilities.
@@ -177,11 +186,12 @@ def _compiled(n_features: int):
             graph.kl_divergence(resp_old, log_resp_old, log_resp_new),
             graph.regularization_gap(new_cov, nk, reg_covar),
         ],
+        mode=mode,
     )
-    moments_fn = pytensor.function([X], graph.outer_products(X, n_features))
+    moments_fn = pytensor.function([X], graph.outer_products(X, n_features), mode=mode)
     resp_in = pt.matrix("resp", dtype="float64")
     mstep_fn = pytensor.function(
-        [X, resp_in, reg_covar], list(graph.m_step(X, resp_in, reg_covar))
+        [X, resp_in, reg_covar], list(graph.m_step(X, resp_in, reg_covar)), mode=mode
     )
     return evaluate_fn, step_fn, moments_fn, mstep_fn
 

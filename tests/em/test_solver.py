@@ -318,3 +318,21 @@ def test_callback_reports_every_restart():
     )
     assert [(i, n) for i, n, _ in seen] == [(1, 3), (2, 3), (3, 3)]
     np.testing.assert_array_equal([ll for _, _, ll in seen], res.init_log_likelihoods)
+
+
+def test_compiled_mode_does_not_change_the_result(monkeypatch):
+    """The JAX-compiled graphs give the numbers of PyTensor's reference Python linker."""
+    from bgmm import load_old_faithful
+    from bgmm.em import solver
+
+    data = load_old_faithful()
+    fast = fit_em(data, 2, max_iter=15, tol=0.0, random_state=0)
+    monkeypatch.setattr(solver, "COMPILE_MODE", "FAST_COMPILE")
+    reference = fit_em(data, 2, max_iter=15, tol=0.0, random_state=0)
+    assert solver.COMPILE_MODE == "FAST_COMPILE" and fast.n_iter == reference.n_iter == 15
+    for name in ("weights", "means", "covariances", "resp"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(reference, name), rtol=1e-9)
+    # KL and gaps near 0 agree to round-off (1e-13), not relatively
+    np.testing.assert_allclose(
+        fast.history_frame(), reference.history_frame(), rtol=1e-9, atol=1e-9
+    )
