@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
-        # PyTensor's C backend warns that pip gave it no BLAS; bgmm compiles with numba.
+        # PyTensor's C backend warns that pip gave it no BLAS; bgmm compiles with JAX or numba.
         warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
         # numba's hints about PyTensor-generated kernels, printed while they first compile.
         warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
