@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 import bgmm
-from bgmm.bayes import sample_posterior
+from bgmm.bayes import assignment_costs, match_to_reference, sample_posterior
 from bgmm.em import fit_em
 from bgmm.plots import add_ellipses, plot_membership_uncertainty
 
@@ -74,13 +74,15 @@ membership = tree["membership"].to_dataset()
 membership
 
 # %% [markdown]
-# EM's component 0 need not be the truth's component 0: match them once, by the means.
+# EM's component 0 need not be the truth's component 0. The Hungarian match that relabels
+# the posterior draws (`match_to_reference`) also matches the truth to EM, by the means.
 
 # %%
-nearest = np.array([np.linalg.norm(em.means - m, axis=1).argmin() for m in truth.means])
-true_component = nearest[labels]  # the truth's labels in EM's numbering
+source, _, _ = match_to_reference(assignment_costs(truth.means[None], em.params))
+em_label_of_truth = np.argsort(source[0])  # source[0, k]: the true component given label k
+true_component = em_label_of_truth[labels]  # the truth's labels in EM's numbering
 print("EM means:", em.means.round(2).tolist())
-print("true means:", truth.means.tolist())
+print("true means, in EM's order:", truth.means[source[0]].tolist())
 
 # %% [markdown]
 # ## Which points are uncertain?
