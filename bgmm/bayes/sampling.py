@@ -227,7 +227,9 @@ def sample_posterior(
             compute_convergence_checks=False,
             **kwargs,
         )
-        pm.compute_log_likelihood(tree, model=model, progressbar=False)
+        pm.compute_log_likelihood(
+            tree, model=model, progressbar=False, compile_kwargs={"mode": backend.upper()}
+        )
     raw = tree["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
     means = (
         raw["means"].stack(sample=("chain", "draw")).transpose("sample", "component", "feature")
