@@ -233,4 +233,4 @@ plot_em_trace(regularised)
 
 # %%
 # %load_ext watermark
-# %watermark -n -u -v -iv -w -p pytensor
+# %watermark -n -u -v -iv -w -p pytensor,jax

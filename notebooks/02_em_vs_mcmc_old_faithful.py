@@ -178,4 +178,4 @@ plot_ellipses_with_draws(data, em, tree, seed=SEED)
 
 # %%
 # %load_ext watermark
-# %watermark -n -u -v -iv -w -p pymc,pytensor,arviz,nutpie
+# %watermark -n -u -v -iv -w -p pymc,pytensor,jax,arviz,nutpie

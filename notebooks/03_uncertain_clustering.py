@@ -164,4 +164,4 @@ print(
 
 # %%
 # %load_ext watermark
-# %watermark -n -u -v -iv -w -p pymc,pytensor,arviz,nutpie
+# %watermark -n -u -v -iv -w -p pymc,pytensor,jax,arviz,nutpie

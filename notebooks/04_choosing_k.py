@@ -119,4 +119,4 @@ print(f"best K by LOO: {best_loo}; within 2 dse of it: {list(close)}; smallest: 
 
 # %%
 # %load_ext watermark
-# %watermark -n -u -v -iv -w -p pymc,pytensor,arviz,nutpie
+# %watermark -n -u -v -iv -w -p pymc,pytensor,jax,arviz,nutpie

@@ -84,6 +84,6 @@ def test_notebook_runs_top_to_bottom(source, monkeypatch):
     unexpected = set(_WARNING.findall(stderr)) - {"SamplingWarning"}
     assert not unexpected, stderr
     versions = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    assert "Watermark" in versions and "bgmm" in versions
+    assert "Watermark" in versions and "bgmm" in versions and "jax" in versions
     if source.stem != "01_worked_example":
         assert "pymc" in versions and "nutpie" in versions
