@@ -4,16 +4,22 @@ Execution uses a CI-sized number of draws (``BGMM_NOTEBOOK_DRAWS``); the saved .
 hold the outputs of a full run (``make notebooks``).
 """
 
+import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
 jupytext = pytest.importorskip("jupytext", reason="the notebooks extra is not installed")
-nbclient = pytest.importorskip("nbclient", reason="the notebooks extra is not installed")
+pytest.importorskip("nbclient", reason="the notebooks extra is not installed")
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+# The same reading and execution as `make notebooks` (tools/run_notebooks.py).
+_spec = importlib.util.spec_from_file_location(
+    "run_notebooks", Path(__file__).resolve().parent.parent / "tools" / "run_notebooks.py"
+)
+run_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_notebooks)
+SOURCES = run_notebooks.notebook_sources()
 CI_DRAWS = "100"
 # Functions that make a random choice, and must be given a seed in a notebook.
 RANDOM_CALLS = ("simulate", "sample_posterior", "select_k", "GaussianMixtureEM", "fit_em")
@@ -73,10 +79,7 @@ def test_no_library_logic_and_every_random_choice_seeded(source):
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(source, monkeypatch):
     monkeypatch.setenv("BGMM_NOTEBOOK_DRAWS", CI_DRAWS)
-    nb = jupytext.read(source)
-    nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
-    ).execute()
+    nb = run_notebooks.execute(source, timeout=600)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     stderr = "".join(o.text for o in outputs if o.get("name") == "stderr")
     # Warnings a notebook shows on purpose are printed on stdout; the sampler's own

@@ -12,15 +12,15 @@ Usage: ``python tools/run_notebooks.py [NAME ...]`` (all notebooks when none is 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jupytext
 import nbformat
 from nbclient import NotebookClient
+
+from bgmm._files import atomic_write
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -42,17 +42,8 @@ def execute(source: Path, timeout: int = 900) -> nbformat.NotebookNode:
 
 def write_pair(nb: nbformat.NotebookNode, source: Path) -> None:
     """Write NAME.ipynb (with outputs) beside NAME.py, atomically."""
-    target = source.with_suffix(".ipynb")
     text = jupytext.writes(nb, fmt="ipynb")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(source.with_suffix(".ipynb"), lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
