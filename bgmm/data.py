@@ -21,8 +21,9 @@ import scipy.sparse
 import xarray as xr
 
 from bgmm._arrays import readonly
+from bgmm._validation import check_number
 
-__all__ = ["GMMData", "Standardization", "as_data", "check_n_components"]
+__all__ = ["GMMData", "Standardization", "as_data", "check_features", "check_n_components"]
 
 
 # Results and containers are documented by their attributes, not by __init__.
@@ -367,8 +368,13 @@ def as_data(
         raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
     standardization = None
     if standardize:
-        center = values.mean(axis=0)
-        scale = values.std(axis=0)
+        # Divide by each column's largest magnitude first, so that data whose squares
+        # overflow (|x| near 1e300) still give a finite mean and standard deviation.
+        magnitude = np.abs(values).max(axis=0)
+        magnitude[magnitude == 0] = 1.0
+        unit = values / magnitude
+        center = unit.mean(axis=0) * magnitude
+        scale = unit.std(axis=0) * magnitude
         constant = [names[j] for j in np.flatnonzero(scale == 0)]
         if constant:
             raise ValueError(
@@ -402,16 +408,34 @@ def check_n_components(data: GMMData, n_components: Any) -> int:
     ValueError
         It is below 1 or above the number of samples.
     """
-    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
-        raise TypeError(
-            f"n_components must be an integer, got {n_components!r} "
-            f"({type(n_components).__name__})."
-        )
-    if n_components < 1:
-        raise ValueError(f"n_components must be at least 1, got {n_components}.")
+    n_components = check_number("n_components", n_components, low=1, integer=True)
     if n_components > data.n_samples:
         raise ValueError(
             f"n_components={n_components} is more than the {data.n_samples} samples in the "
             f"data; use at most {data.n_samples} components or provide more samples."
         )
     return int(n_components)
+
+
+def check_features(data: GMMData, n_features: int, owner: str = "the mixture") -> None:
+    """Check that ``data`` has the ``n_features`` a fitted model expects.
+
+    Parameters
+    ----------
+    data : GMMData
+        The data.
+    n_features : int
+        The number of features the model was fitted with.
+    owner : str, default "the mixture"
+        What expects them, for the message (an estimator's class name, "the estimate", ...).
+
+    Raises
+    ------
+    ValueError
+        The numbers differ; the message names both.
+    """
+    if data.n_features != n_features:
+        raise ValueError(
+            f"X has {data.n_features} features, but {owner} is expecting {n_features} "
+            f"features as input; pass data with the features used in the fit."
+        )

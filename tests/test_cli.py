@@ -126,7 +126,7 @@ def bad_files(tmp_path):
         (["fit", "{nan}", "-k", "2"], "contains NaN in 1 row(s) (rows 1) of column(s) ['b']"),
         (["fit", "{inf}", "-k", "2"], "contains inf in 1 row(s) (rows 1) of column(s) ['b']"),
         (["fit", "{two_rows}", "-k", "3"], "n_components=3 is more than the 2 samples"),
-        (["fit", "{two_rows}", "-k", "0"], "n_components must be at least 1, got 0"),
+        (["fit", "{two_rows}", "-k", "0"], "n_components must be an integer >= 1, got 0"),
         (["fit", "{two_rows}", "-k", "two"], "argument -k: invalid int value: 'two'"),
         (["fit", "{two_rows}", "-k", "1", "--columns", "a,c"], "column(s) ['c'] not found"),
         (["select-k", "{two_rows}", "--k-range", "1-x"], "invalid K range '1-x'"),

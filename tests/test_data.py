@@ -155,7 +155,7 @@ def test_header_only_csv_is_empty(tmp_path):
     ("k", "exc", "match"),
     [
         (4, ValueError, "n_components=4 is more than the 3 samples in the data; use at most 3"),
-        (0, ValueError, "n_components must be at least 1, got 0"),
+        (0, ValueError, "n_components must be an integer >= 1, got 0"),
         ("2", TypeError, "n_components must be an integer, got '2' (str)"),
         (2.0, TypeError, "n_components must be an integer, got 2.0 (float)"),
     ],

@@ -48,7 +48,7 @@ def test_loo_for_a_single_k(data):
 
 
 def test_bad_k_range(data):
-    with pytest.raises(ValueError, match="n_components must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="n_components must be an integer >= 1, got 0"):
         select_k(data, [0, 1], loo=False)
     with pytest.raises(ValueError, match="k_range is empty"):
         select_k(data, [], loo=False)

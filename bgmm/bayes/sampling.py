@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import numbers
 import warnings
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from bgmm._validation import check_number
 from bgmm.bayes.membership import membership
 from bgmm.bayes.model import build_model, initial_values
 from bgmm.bayes.priors import Priors
@@ -58,14 +58,6 @@ def _em_params(em: Any) -> tuple[GMMParams, np.ndarray | None]:
         f"em must be an EMResult, a fitted GaussianMixtureEM or GMMParams, "
         f"got {type(em).__name__}."
     )
-
-
-def _check_count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}, got {value}.")
-    return int(value)
 
 
 def _versions() -> dict[str, str]:
@@ -193,15 +185,15 @@ def sample_posterior(
     """
     data = data if isinstance(data, GMMData) else as_data(data)
     k = check_n_components(data, n_components)
-    draws = _check_count("draws", draws, 1)
-    tune = _check_count("tune", tune, 1)
-    chains = _check_count("chains", chains, 1)
+    draws = check_number("draws", draws, low=1, integer=True)
+    tune = check_number("tune", tune, low=1, integer=True)
+    chains = check_number("chains", chains, low=1, integer=True)
     if sampler not in _SAMPLERS:
         raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
     if random_seed is not None:
-        random_seed = _check_count("random_seed", random_seed, 0)
+        random_seed = check_number("random_seed", random_seed, low=0, integer=True)
     rng = np.random.default_rng(random_seed)
     sample_seed = int(rng.integers(2**31 - 1))
     if em is None:
