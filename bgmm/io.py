@@ -26,6 +26,7 @@ from bgmm.compare import Comparison
 from bgmm.data import GMMData, Standardization, as_data
 from bgmm.em import EMResult
 from bgmm.em.solver import HISTORY_FIELDS
+from bgmm.params import GMMParams
 
 __all__ = ["SavedFit", "load_fit", "save_fit"]
 
@@ -90,6 +91,7 @@ def _em_dataset(em: EMResult, data: GMMData) -> xr.Dataset:
         "log_likelihood_init": em.log_likelihood_init,
         "n_iter": em.n_iter,
         "converged": int(em.converged),
+        "total_weight": em.total_weight,
     }
     return ds
 
@@ -200,14 +202,17 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
     )
     history.setflags(write=False)
     em = EMResult(
-        weights=readonly(e["weights"].values),
-        means=readonly(e["means"].values),
-        covariances=readonly(e["covariances"].values),
+        params=GMMParams(
+            readonly(e["weights"].values),
+            readonly(e["means"].values),
+            readonly(e["covariances"].values),
+        ),
         resp=readonly(e["resp"].values),
         log_likelihood=float(e.attrs["log_likelihood"]),
         log_likelihood_init=float(e.attrs["log_likelihood_init"]),
         n_iter=int(e.attrs["n_iter"]),
         converged=bool(e.attrs["converged"]),
+        total_weight=float(e.attrs.get("total_weight", data.n_samples)),
         history=history,
         init_log_likelihoods=readonly(e["init_log_likelihoods"].values),
         feature_names=data.feature_names,

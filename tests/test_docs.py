@@ -18,6 +18,8 @@ PUBLIC_MODULES = (
     "bgmm.datasets",
     "bgmm.em",
     "bgmm.em.graph",
+    "bgmm.em.stats",
+    "bgmm.em.step",
     "bgmm.bayes",
     "bgmm.compare",
     "bgmm.selection",

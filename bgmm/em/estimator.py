@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from bgmm.data import as_data
+from bgmm.data import as_data, check_features
 from bgmm.datasets import simulate
 from bgmm.em.solver import EMResult, evaluate, fit_em
 from bgmm.exceptions import SingularCovarianceError
@@ -47,6 +47,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Starting means.
     covariances_init : array-like of shape (n_components, n_features, n_features), optional
         Starting covariances; with all three given, EM starts exactly there.
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the computation (see :func:`bgmm.fit_em`).
+    chunk_size : int, optional
+        Rows per chunk of the E step; chosen by the engine by default.
 
     Attributes
     ----------
@@ -85,6 +89,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         weights_init: Any = None,
         means_init: Any = None,
         covariances_init: Any = None,
+        dtype: str = "float64",
+        chunk_size: int | None = None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -97,8 +103,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.weights_init = weights_init
         self.means_init = means_init
         self.covariances_init = covariances_init
+        self.dtype = dtype
+        self.chunk_size = chunk_size
 
-    def fit(self, X, y=None) -> GaussianMixtureEM:
+    def fit(self, X, y=None, sample_weight=None) -> GaussianMixtureEM:
         """Estimate the parameters by EM.
 
         Parameters
@@ -107,6 +115,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             Read through :func:`bgmm.as_data`.
         y : None
             Ignored (scikit-learn's API).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative repetition counts (an integer weight acts as that many copies).
 
         Returns
         -------
@@ -127,6 +137,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             weights_init=self.weights_init,
             means_init=self.means_init,
             covariances_init=self.covariances_init,
+            sample_weight=sample_weight,
+            dtype=self.dtype,
+            chunk_size=self.chunk_size,
         )
         self._set_fitted(result, X)
         return self
@@ -173,11 +186,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _evaluate(self, X) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self)
         data = as_data(X)
-        if data.n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {data.n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input; pass the features used in fit."
-            )
+        check_features(data, self.n_features_in_, type(self).__name__)
         return evaluate(self.result_.params, data)
 
     def predict(self, X) -> np.ndarray:
@@ -225,8 +234,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         return self._evaluate(X)[1]
 
-    def score(self, X, y=None) -> float:
-        r"""Mean per-sample log-likelihood, :math:`\frac1N \ln p(X \mid \theta)`.
+    def score(self, X, y=None, sample_weight=None) -> float:
+        r"""Mean per-sample log-likelihood, :math:`\sum_n w_n \ln p(x_n|\theta) / \sum_n w_n`.
 
         Parameters
         ----------
@@ -234,13 +243,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             Read through :func:`bgmm.as_data`; the features used in ``fit``.
         y : None
             Ignored (scikit-learn's API).
+        sample_weight : array-like of shape (n_samples,), optional
+            Repetition counts (1 by default): the weighted mean.
 
         Returns
         -------
         float
             Higher is better.
         """
-        return float(self.score_samples(X).mean())
+        return float(np.average(self.score_samples(X), weights=sample_weight))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted mixture (seeded by ``random_state``).
@@ -265,34 +276,47 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         k, d = self.means_.shape
         return int(k * d * (d + 1) / 2 + k * d + k - 1)
 
-    def bic(self, X) -> float:
+    def bic(self, X, sample_weight=None) -> float:
         r"""Bayesian information criterion, :math:`-2 \ln p(X \mid \theta) + p \ln N`.
 
+        With sample weights (repetition counts), :math:`\ln p = \sum_n w_n \ln p(x_n)` and
+        :math:`N = \sum_n w_n`, the criterion of the data with each row repeated.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
             Read through :func:`bgmm.as_data`; the features used in ``fit``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Repetition counts (1 by default).
 
         Returns
         -------
         float
             Lower is better; :math:`p` counts the free parameters.
         """
-        n = as_data(X).n_samples
-        return float(-2.0 * self.score(X) * n + self._n_parameters() * np.log(n))
+        log_p = self.score_samples(X)
+        w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
+        n = w.sum()
+        return float(-2.0 * (w @ log_p) + self._n_parameters() * np.log(n))
 
-    def aic(self, X) -> float:
+    def aic(self, X, sample_weight=None) -> float:
         r"""Akaike information criterion, :math:`-2 \ln p(X \mid \theta) + 2p`.
 
+        With sample weights (repetition counts), :math:`\ln p = \sum_n w_n \ln p(x_n)` and
+        :math:`N = \sum_n w_n`, the criterion of the data with each row repeated.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
             Read through :func:`bgmm.as_data`; the features used in ``fit``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Repetition counts (1 by default).
 
         Returns
         -------
         float
             Lower is better; :math:`p` counts the free parameters.
         """
-        n = as_data(X).n_samples
-        return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())
+        log_p = self.score_samples(X)
+        w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
+        return float(-2.0 * (w @ log_p) + 2 * self._n_parameters())

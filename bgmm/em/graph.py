@@ -6,103 +6,88 @@ the ecosystem convention: ``X`` is ``(n_samples, n_features)`` and ``resp`` is
 ``(n_samples, n_components)``, the transposes of the derivation's :math:`X` (``l x N``)
 and :math:`\gamma` (``K x N``). See ``docs/derivation.md`` for the equations.
 
-Second moments. The Mahalanobis distances of the E step and the covariances of the
-M step are both written through the per-sample second moments
-:math:`z_n = \operatorname{triu}(x_n x_n^T)` (``outer_products``), using the
-derivation's second form of the covariance update,
-
-.. math::
-    \Sigma_k = X \operatorname{diag}(\gamma_k) X^T / N_k - \mu_k \mu_k^T ,
-
-and the matching expansion of the quadratic form,
-
-.. math::
-    (x - \mu_k)^T \Sigma_k^{-1} (x - \mu_k)
-        = \langle z_n, \operatorname{triu}(\Lambda_k) \rangle - 2 x_n^T \Lambda_k \mu_k
-          + \mu_k^T \Lambda_k \mu_k, \qquad \Lambda_k = \Sigma_k^{-1} .
-
-Both are then products of an ``(n_samples, n_moments)`` matrix with a small one, so one
-iteration never materialises an ``(n_components, n_samples, n_features)`` array. The
-expansion cancels when a component's mean lies far from the origin relative to its
-spread, so the solver centres the data at their mean first (a shift that leaves every
-covariance unchanged); see ``bgmm.em.solver``.
+Differences, not raw moments. The Mahalanobis distance of the E step and the statistics of
+the M step (:mod:`bgmm.em.stats`) are both written through the differences
+:math:`d_{nk} = x_n - \mu_k` and their whitened form :math:`y_{nk} = L_k^{-1} d_{nk}`
+(:func:`whiten`), where :math:`\Sigma_k = L_k L_k^T`. Nothing squares a raw coordinate, so
+a cluster far from the origin relative to its width loses no digits (the expansion
+:math:`E[xx^T] - \mu\mu^T` would), and nothing of size ``(n_samples, n_features**2)`` is
+formed: a chunk of rows costs ``(chunk, n_components, n_features)``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import cholesky, solve_triangular
-from pytensor.tensor.special import logsumexp
+
+from bgmm.em.stats import SufficientStats
 
 __all__ = [
+    "EStep",
+    "Factorization",
+    "chunk_statistics",
     "cholesky_factors",
-    "entropy",
     "e_step",
+    "entropy",
+    "factorize",
+    "inverse_cholesky",
     "kl_divergence",
     "log_det",
     "log_gaussian_density",
     "log_likelihood",
     "lower_bound",
-    "m_step",
-    "moment_matrix",
-    "outer_products",
     "pivot_ratios",
     "precisions",
     "q_value",
+    "q_value_from_statistics",
     "regularization_gap",
     "weighted_log_density",
+    "whiten",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _triu_index(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n_features)
+class EStep(NamedTuple):  # numpydoc ignore=PR01
+    r"""The E step's outputs for a set of rows.
 
-
-def outer_products(X, n_features: int):
-    r"""Upper triangles of the per-sample outer products :math:`x_n x_n^T`.
-
-    Parameters
+    Attributes
     ----------
-    X : tensor of shape (n_samples, n_features)
-        The data.
-    n_features : int
-        Static number of features (the index pattern is built from it).
-
-    Returns
-    -------
-    tensor of shape (n_samples, n_features * (n_features + 1) // 2)
-        Row ``n`` holds :math:`x_{ni} x_{nj}` for :math:`i \le j` in ``np.triu_indices`` order.
+    log_resp : tensor of shape (n_samples, ..., n_components)
+        :math:`\ln \gamma_{nk}`.
+    resp : tensor of shape (n_samples, ..., n_components)
+        :math:`\gamma_{nk}`; each row sums to 1.
+    log_norm : tensor of shape (n_samples, ...)
+        :math:`\ln p(x_n \mid \theta)`.
     """
-    i, j = _triu_index(n_features)
-    return X[:, i] * X[:, j]
+
+    log_resp: pt.TensorVariable
+    resp: pt.TensorVariable
+    log_norm: pt.TensorVariable
 
 
-def moment_matrix(flat, n_features: int):
-    r"""Symmetric matrices from their upper triangles (the inverse of ``triu`` flattening).
+class Factorization(NamedTuple):  # numpydoc ignore=PR01
+    r"""What an E step needs of the covariances, computed once per iteration.
 
-    :math:`M_{ij} = M_{ji} = f_{(i, j)}` for :math:`i \le j`, with :math:`f` one row of
-    ``flat``: the form in which the M step sums :math:`\sum_n \gamma_{kn} x_n x_n^T`.
-
-    Parameters
+    Attributes
     ----------
-    flat : tensor of shape (n_components, n_features * (n_features + 1) // 2)
-        Upper triangles in ``np.triu_indices`` order.
-    n_features : int
-        Static number of features.
-
-    Returns
-    -------
-    tensor of shape (n_components, n_features, n_features)
-        The symmetric matrices.
+    chol : tensor of shape (..., n_features, n_features)
+        :math:`L_k`, lower triangular, :math:`\Sigma_k = L_k L_k^T`.
+    inv_chol : tensor of shape (..., n_features, n_features)
+        :math:`L_k^{-1}`.
+    log_det : tensor of shape (...)
+        :math:`\ln|\Sigma_k|`.
+    pivots : tensor of shape (...)
+        Smallest relative Cholesky pivot (:func:`pivot_ratios`).
     """
-    i, j = _triu_index(n_features)
-    upper = pt.zeros((flat.shape[0], n_features, n_features), dtype=flat.dtype)
-    upper = upper[:, i, j].set(flat)
-    strict = pt.triu(upper, 1)
-    return upper + strict.transpose(0, 2, 1)
+
+    chol: pt.TensorVariable
+    inv_chol: pt.TensorVariable
+    log_det: pt.TensorVariable
+    pivots: pt.TensorVariable
 
 
 def cholesky_factors(covariances):
@@ -113,12 +98,12 @@ def cholesky_factors(covariances):
 
     Parameters
     ----------
-    covariances : tensor of shape (n_components, n_features, n_features)
+    covariances : tensor of shape (..., n_features, n_features)
         :math:`\Sigma_k`.
 
     Returns
     -------
-    tensor of shape (n_components, n_features, n_features)
+    tensor of shape (..., n_features, n_features)
         :math:`L_k`, lower triangular.
     """
     return cholesky(covariances, lower=True, check_finite=False, on_error="nan")
@@ -129,15 +114,35 @@ def log_det(chol):
 
     Parameters
     ----------
-    chol : tensor of shape (n_components, n_features, n_features)
+    chol : tensor of shape (..., n_features, n_features)
         :math:`L_k` (``cholesky_factors``).
 
     Returns
     -------
-    tensor of shape (n_components,)
+    tensor of shape (...)
         :math:`\ln|\Sigma_k|`.
     """
-    return 2.0 * pt.log(pt.diagonal(chol, axis1=1, axis2=2)).sum(axis=-1)
+    return 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+
+
+def inverse_cholesky(chol):
+    r"""Inverse Cholesky factors :math:`L_k^{-1}`, by triangular solves against the identity.
+
+    .. math::
+        L_k L_k^{-1} = I
+
+    Parameters
+    ----------
+    chol : tensor of shape (..., n_features, n_features)
+        :math:`L_k` (``cholesky_factors``).
+
+    Returns
+    -------
+    tensor of shape (..., n_features, n_features)
+        :math:`L_k^{-1}`, lower triangular.
+    """
+    eye = pt.broadcast_to(pt.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
+    return solve_triangular(chol, eye, lower=True, check_finite=False)
 
 
 def precisions(chol):
@@ -145,17 +150,16 @@ def precisions(chol):
 
     Parameters
     ----------
-    chol : tensor of shape (n_components, n_features, n_features)
+    chol : tensor of shape (..., n_features, n_features)
         :math:`L_k` (``cholesky_factors``).
 
     Returns
     -------
-    tensor of shape (n_components, n_features, n_features)
+    tensor of shape (..., n_features, n_features)
         :math:`\Lambda_k`.
     """
-    eye = pt.broadcast_to(pt.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
-    inv_chol = solve_triangular(chol, eye, lower=True, check_finite=False)
-    return inv_chol.transpose(0, 2, 1) @ inv_chol
+    inv_chol = inverse_cholesky(chol)
+    return pt.swapaxes(inv_chol, -1, -2) @ inv_chol
 
 
 def pivot_ratios(chol, covariances):
@@ -168,27 +172,85 @@ def pivot_ratios(chol, covariances):
 
     Parameters
     ----------
-    chol : tensor of shape (n_components, n_features, n_features)
+    chol : tensor of shape (..., n_features, n_features)
         :math:`L_k` (``cholesky_factors``).
-    covariances : tensor of shape (n_components, n_features, n_features)
+    covariances : tensor of shape (..., n_features, n_features)
         :math:`\Sigma_k`.
 
     Returns
     -------
-    tensor of shape (n_components,)
+    tensor of shape (...)
         :math:`\min_i (L_k)_{ii}^2 / (\Sigma_k)_{ii}`.
     """
-    pivots = pt.diagonal(chol, axis1=1, axis2=2) ** 2
-    variances = pt.diagonal(covariances, axis1=1, axis2=2)
+    pivots = pt.diagonal(chol, axis1=-2, axis2=-1) ** 2
+    variances = pt.diagonal(covariances, axis1=-2, axis2=-1)
     return (pivots / variances).min(axis=-1)
 
 
-def log_gaussian_density(X, means, chol, Z=None):
+def factorize(covariances) -> Factorization:
+    r"""Cholesky factor, its inverse, the log determinant and the pivots of each covariance.
+
+    .. math::
+        \Sigma_k = L_k L_k^T, \qquad \ln|\Sigma_k| = 2 \sum_i \ln (L_k)_{ii}
+
+    Parameters
+    ----------
+    covariances : tensor of shape (..., n_features, n_features)
+        :math:`\Sigma_k`.
+
+    Returns
+    -------
+    Factorization
+        ``chol``, ``inv_chol``, ``log_det`` and ``pivots``.
+    """
+    chol = cholesky_factors(covariances)
+    return Factorization(
+        chol=chol,
+        inv_chol=inverse_cholesky(chol),
+        log_det=log_det(chol),
+        pivots=pivot_ratios(chol, covariances),
+    )
+
+
+def whiten(X, means, inv_chol):
+    r"""Differences to every mean and their whitened form.
+
+    .. math::
+        d_{nk} = x_n - \mu_k, \qquad y_{nk} = L_k^{-1} d_{nk}, \qquad
+        (x_n - \mu_k)^T \Sigma_k^{-1} (x_n - \mu_k) = \lVert y_{nk} \rVert^2
+
+    Parameters
+    ----------
+    X : tensor of shape (n_samples, n_features)
+        The data.
+    means : tensor of shape (n_components, n_features)
+        :math:`\mu_k`.
+    inv_chol : tensor of shape (n_components, n_features, n_features)
+        :math:`L_k^{-1}` (``inverse_cholesky``).
+
+    Returns
+    -------
+    diff : tensor of shape (n_samples, n_components, n_features)
+        :math:`d_{nk}`.
+    white : tensor of shape (n_samples, n_components, n_features)
+        :math:`y_{nk}`.
+    """
+    diff = X[:, None, :] - means[None, :, :]
+    white = pt.einsum("nkj,kij->nki", diff, inv_chol)
+    return diff, white
+
+
+def _log_density_from_white(white, log_dets, n_features: int):
+    mahalanobis = (white**2).sum(axis=-1)
+    return -0.5 * (n_features * _LOG_2PI + log_dets[None, :] + mahalanobis)
+
+
+def log_gaussian_density(X, means, chol):
     r"""Log density of every sample under every component, :math:`\ln \phi_k(x_n)`.
 
     .. math::
         \ln \phi_k(x) = -\tfrac{l}{2} \ln(2\pi) - \tfrac12 \ln|\Sigma_k|
-                        - \tfrac12 (x - \mu_k)^T \Sigma_k^{-1} (x - \mu_k)
+                        - \tfrac12 \lVert L_k^{-1}(x - \mu_k) \rVert^2
 
     Parameters
     ----------
@@ -198,8 +260,6 @@ def log_gaussian_density(X, means, chol, Z=None):
         :math:`\mu_k`.
     chol : tensor of shape (n_components, n_features, n_features)
         Lower Cholesky factors of the covariances (``cholesky_factors``).
-    Z : tensor of shape (n_samples, n_moments), optional
-        ``outer_products(X)``, passed in when it is computed once for many iterations.
 
     Returns
     -------
@@ -209,18 +269,8 @@ def log_gaussian_density(X, means, chol, Z=None):
     n_features = X.type.shape[1]
     if n_features is None:
         raise TypeError("X must have a static number of features (pt.matrix(shape=(None, d)))")
-    if Z is None:
-        Z = outer_products(X, n_features)
-    i, j = _triu_index(n_features)
-    prec = precisions(chol)
-    # <z_n, triu(Lambda_k)> counts each off-diagonal pair twice.
-    off_diagonal_twice = np.where(i == j, 1.0, 2.0)
-    prec_flat = prec[:, i, j] * off_diagonal_twice
-    prec_means = (prec @ means[:, :, None])[:, :, 0]
-    mahalanobis = (
-        Z @ prec_flat.T - 2.0 * (X @ prec_means.T) + (means * prec_means).sum(axis=-1)[None, :]
-    )
-    return -0.5 * (n_features * _LOG_2PI + log_det(chol)[None, :] + mahalanobis)
+    _, white = whiten(X, means, inverse_cholesky(chol))
+    return _log_density_from_white(white, log_det(chol), n_features)
 
 
 def weighted_log_density(log_phi, weights):
@@ -228,110 +278,162 @@ def weighted_log_density(log_phi, weights):
 
     Parameters
     ----------
-    log_phi : tensor of shape (n_samples, n_components)
+    log_phi : tensor of shape (n_samples, ..., n_components)
         :math:`\ln \phi_k(x_n)` (``log_gaussian_density``).
-    weights : tensor of shape (n_components,)
+    weights : tensor of shape (..., n_components)
         :math:`\pi_k`.
 
     Returns
     -------
-    tensor of shape (n_samples, n_components)
+    tensor of shape (n_samples, ..., n_components)
         :math:`\ln \pi_k \phi_k(x_n)`.
     """
-    return log_phi + pt.log(weights)[None, :]
+    return log_phi + pt.log(weights)[None]
 
 
-def e_step(weighted_log_phi):
-    r"""Log responsibilities and per-sample log-likelihoods (E step, in log space).
+def e_step(weighted_log_phi) -> EStep:
+    r"""Responsibilities and per-sample log-likelihoods (E step, in log space).
 
     .. math::
-        \ln \gamma_{kn} = \ln \pi_k + \ln \phi_k(x_n)
-                          - \ln \textstyle\sum_j \pi_j \phi_j(x_n)
+        \gamma_{nk} = \frac{\exp(a_{nk} - m_n)}{\sum_j \exp(a_{nj} - m_n)}, \quad
+        \ln p(x_n \mid \theta) = m_n + \ln \textstyle\sum_j \exp(a_{nj} - m_n)
+
+    with :math:`a_{nk} = \ln \pi_k + \ln \phi_k(x_n)` and :math:`m_n = \max_k a_{nk}`: one
+    exponential per entry, and no underflow however far a sample is from every component.
 
     Parameters
     ----------
-    weighted_log_phi : tensor of shape (n_samples, n_components)
+    weighted_log_phi : tensor of shape (n_samples, ..., n_components)
         :math:`\ln \pi_k \phi_k(x_n)` (``weighted_log_density``).
 
     Returns
     -------
-    log_resp : tensor of shape (n_samples, n_components)
-        :math:`\ln \gamma_{kn}`; each row's exponentials sum to 1.
-    log_norm : tensor of shape (n_samples,)
-        :math:`\ln p(x_n \mid \theta)`.
+    EStep
+        ``log_resp``, ``resp`` (rows sum to 1) and ``log_norm`` (:math:`\ln p(x_n|\theta)`).
     """
-    log_norm = logsumexp(weighted_log_phi, axis=1)
-    return weighted_log_phi - log_norm[:, None], log_norm
+    top = pt.max(weighted_log_phi, axis=-1, keepdims=True)
+    scaled = pt.exp(weighted_log_phi - top)
+    total = scaled.sum(axis=-1, keepdims=True)
+    log_norm = top + pt.log(total)
+    return EStep(
+        log_resp=weighted_log_phi - log_norm,
+        resp=scaled / total,
+        log_norm=log_norm[..., 0],
+    )
 
 
-def log_likelihood(log_norm):
-    r"""The log-likelihood, a sum over samples.
+def log_likelihood(log_norm, sample_weight=None):
+    r"""The log-likelihood, a (weighted) sum over samples.
 
     .. math::
-        \ln p(X \mid \theta) = \sum_n \ln \sum_k \pi_k \phi_k(x_n)
+        \ln p(X \mid \theta) = \sum_n w_n \ln \sum_k \pi_k \phi_k(x_n)
 
     Parameters
     ----------
-    log_norm : tensor of shape (n_samples,)
+    log_norm : tensor of shape (n_samples, ...)
         :math:`\ln p(x_n \mid \theta)` (``e_step``).
+    sample_weight : tensor of shape (n_samples,), optional
+        :math:`w_n`, repetition counts (1 by default).
 
     Returns
     -------
-    scalar tensor
+    tensor of shape (...)
         :math:`\ln p(X \mid \theta)`.
     """
-    return log_norm.sum()
+    if sample_weight is None:
+        return log_norm.sum(axis=0)
+    extra = (None,) * (log_norm.ndim - 1)
+    return (sample_weight[(slice(None), *extra)] * log_norm).sum(axis=0)
 
 
-def m_step(X, resp, reg_covar, Z=None):
-    r"""Closed-form M step: weights, means and covariances from the responsibilities.
+def entropy(resp, log_resp, sample_weight=None):
+    r"""The entropy of the E step's distribution over the memberships.
 
     .. math::
-        N_k = \textstyle\sum_n \gamma_{kn}, \quad \pi_k = N_k / N, \quad
-        \mu_k = X \gamma_k / N_k, \quad
-        \Sigma_k = X \operatorname{diag}(\gamma_k) X^T / N_k - \mu_k \mu_k^T + \epsilon I
+        H(q) = -\sum_n w_n \sum_k \gamma_{nk} \ln \gamma_{nk} \quad (0 \ln 0 = 0)
 
-    with :math:`\epsilon` = ``reg_covar`` (0 gives the derivation exactly).
+    Parameters
+    ----------
+    resp : tensor of shape (n_samples, ..., n_components)
+        :math:`\gamma`.
+    log_resp : tensor of shape (n_samples, ..., n_components)
+        :math:`\ln \gamma` (exact where :math:`\gamma` underflows).
+    sample_weight : tensor of shape (n_samples,), optional
+        :math:`w_n` (1 by default).
+
+    Returns
+    -------
+    tensor of shape (...)
+        :math:`H(q)`, summed over samples and components.
+    """
+    per_sample = -pt.switch(pt.gt(resp, 0.0), resp * log_resp, 0.0).sum(axis=-1)
+    return log_likelihood(per_sample, sample_weight)
+
+
+def chunk_statistics(X, sample_weight, weights, means, factors: Factorization) -> SufficientStats:
+    r"""E step on a chunk of rows and its sufficient statistics, for a batch of mixtures.
+
+    .. math::
+        N_k = \sum_n w_n \gamma_{nk}, \quad
+        S^{(1)}_k = \sum_n w_n \gamma_{nk} d_{nk}, \quad
+        S^{(2)}_k = \sum_n w_n \gamma_{nk} d_{nk} d_{nk}^T, \quad d_{nk} = x_n - \mu_k
+
+    with the log-likelihood and the entropy of the chunk (:mod:`bgmm.em.stats`). The shift of
+    the moments is :math:`c_k = \mu_k`, the means of this E step.
 
     Parameters
     ----------
     X : tensor of shape (n_samples, n_features)
-        The data, with a static number of features.
-    resp : tensor of shape (n_samples, n_components)
-        :math:`\gamma` from the E step.
-    reg_covar : scalar tensor
-        :math:`\epsilon`, added to every covariance's diagonal.
-    Z : tensor of shape (n_samples, n_moments), optional
-        ``outer_products(X)``.
+        A chunk of rows.
+    sample_weight : tensor of shape (n_samples,)
+        :math:`w_n` (0 for padding rows).
+    weights : tensor of shape (n_restarts, n_components)
+        :math:`\pi`, one mixture per restart.
+    means : tensor of shape (n_restarts, n_components, n_features)
+        :math:`\mu_k`, with a static shape.
+    factors : Factorization
+        ``factorize(covariances)`` of the covariances, shape ``(n_restarts, n_components, ...)``.
 
     Returns
     -------
-    weights : tensor of shape (n_components,)
-        :math:`\pi_k`.
-    means : tensor of shape (n_components, n_features)
-        :math:`\mu_k`.
-    covariances : tensor of shape (n_components, n_features, n_features)
-        :math:`\Sigma_k`.
-    nk : tensor of shape (n_components,)
-        :math:`N_k`.
+    SufficientStats
+        ``nk (R, K)``, ``s1 (R, K, d)``, ``s2 (R, K, d, d)``, ``shift (R, K, d)``,
+        ``log_likelihood (R,)``, ``entropy (R,)`` and ``total_weight`` (scalar).
     """
-    n_features = X.type.shape[1]
-    if Z is None:
-        Z = outer_products(X, n_features)
-    nk = resp.sum(axis=0)
-    weights = nk / X.shape[0]
-    means = (resp.T @ X) / nk[:, None]
-    second_moments = moment_matrix((resp.T @ Z) / nk[:, None], n_features)
-    covariances = second_moments - means[:, :, None] * means[:, None, :]
-    covariances = covariances + reg_covar * pt.eye(n_features, dtype=X.dtype)[None, :, :]
-    return weights, means, covariances, nk
+    n_restarts, n_components, n_features = means.type.shape
+    flat = n_restarts * n_components
+    diff, white = whiten(
+        X,
+        means.reshape((flat, n_features)),
+        factors.inv_chol.reshape((flat, n_features, n_features)),
+    )
+    log_phi = _log_density_from_white(white, factors.log_det.reshape((flat,)), n_features)
+    n_rows = X.shape[0]
+    weighted = weighted_log_density(log_phi.reshape((n_rows, n_restarts, n_components)), weights)
+    step = e_step(weighted)
+    weighted_resp = (sample_weight[:, None, None] * step.resp).reshape((n_rows, flat))
+    nk = weighted_resp.sum(axis=0)
+    s1 = pt.einsum("nm,nmi->mi", weighted_resp, diff)
+    s2 = pt.einsum("nmi,nmj->mij", weighted_resp[:, :, None] * diff, diff)
+    return SufficientStats(
+        nk=nk.reshape((n_restarts, n_components)),
+        s1=s1.reshape((n_restarts, n_components, n_features)),
+        s2=s2.reshape((n_restarts, n_components, n_features, n_features)),
+        shift=means,
+        log_likelihood=log_likelihood(step.log_norm, sample_weight),
+        entropy=entropy(step.resp, step.log_resp, sample_weight),
+        total_weight=sample_weight.sum(),
+    )
 
 
 def q_value(resp, weighted_log_phi):
-    r"""The expected complete-data log-likelihood that the M step maximises.
+    r"""The expected complete-data log-likelihood that the M step maximises (direct form).
 
     .. math::
         Q(\theta, \theta^{old}) = \sum_n \sum_k \gamma_{kn} [\ln \pi_k + \ln \phi_k(x_n)]
+
+    The solver uses the closed form of :func:`q_value_from_statistics`; this direct form
+    checks it in the tests.
 
     Parameters
     ----------
@@ -348,25 +450,39 @@ def q_value(resp, weighted_log_phi):
     return (resp * weighted_log_phi).sum()
 
 
-def entropy(resp, log_resp):
-    r"""The entropy of the E step's distribution over the memberships.
+def q_value_from_statistics(nk, scatter, weights, chol):
+    r"""Q from the sufficient statistics, without a second pass over the data.
 
     .. math::
-        H(q) = -\sum_n \sum_k \gamma_{kn} \ln \gamma_{kn} \quad (0 \ln 0 = 0)
+        Q(\theta, \theta^{old}) = \sum_k \Big[ N_k \ln \pi_k - \tfrac{N_k l}{2} \ln 2\pi
+            - \tfrac{N_k}{2} \ln|\Sigma_k| - \tfrac12 \operatorname{tr}(\Sigma_k^{-1} W_k) \Big]
+
+    where :math:`W_k = \sum_n w_n \gamma_{nk} (x_n - \mu_k)(x_n - \mu_k)^T` is the scatter
+    about the new means and :math:`N_k`, :math:`\gamma` come from the E step at
+    :math:`\theta^{old}`.
 
     Parameters
     ----------
-    resp : tensor of shape (n_samples, n_components)
-        :math:`\gamma`.
-    log_resp : tensor of shape (n_samples, n_components)
-        :math:`\ln \gamma` (exact where :math:`\gamma` underflows).
+    nk : tensor of shape (..., n_components)
+        :math:`N_k`.
+    scatter : tensor of shape (..., n_components, n_features, n_features)
+        :math:`W_k` (``bgmm.em.step.m_step``).
+    weights : tensor of shape (..., n_components)
+        :math:`\pi_k` of :math:`\theta`.
+    chol : tensor of shape (..., n_components, n_features, n_features)
+        Cholesky factors of the covariances of :math:`\theta`.
 
     Returns
     -------
-    scalar tensor
-        :math:`H(q)`.
+    tensor of shape (...)
+        :math:`Q(\theta, \theta^{old})`.
     """
-    return -pt.switch(pt.gt(resp, 0.0), resp * log_resp, 0.0).sum()
+    n_features = chol.shape[-1]
+    trace = (precisions(chol) * scatter).sum(axis=(-2, -1))
+    per_component = (
+        nk * pt.log(weights) - 0.5 * nk * (n_features * _LOG_2PI + log_det(chol)) - 0.5 * trace
+    )
+    return per_component.sum(axis=-1)
 
 
 def lower_bound(q, h):
@@ -374,24 +490,27 @@ def lower_bound(q, h):
 
     Parameters
     ----------
-    q : scalar tensor
+    q : tensor
         :math:`Q(\theta, \theta^{old})` (``q_value``).
-    h : scalar tensor
+    h : tensor
         :math:`H(q)` (``entropy``).
 
     Returns
     -------
-    scalar tensor
+    tensor
         :math:`\mathcal{L}(q, \theta) \le \ln p(X \mid \theta)`.
     """
     return q + h
 
 
 def kl_divergence(resp_q, log_resp_q, log_resp_p):
-    r"""The gap between the bound and the log-likelihood.
+    r"""The gap between the bound and the log-likelihood (direct form).
 
     .. math::
         \mathrm{KL}(q \| p) = \sum_n \sum_k q_{kn} (\ln q_{kn} - \ln p_{kn})
+
+    The solver records :math:`\mathrm{KL} = \ln p(X|\theta) - \mathcal{L}(q, \theta)`; this
+    direct form checks it in the tests.
 
     Parameters
     ----------
@@ -425,25 +544,25 @@ def regularization_gap(covariances_reg, nk, reg_covar):
 
     Parameters
     ----------
-    covariances_reg : tensor of shape (n_components, n_features, n_features)
+    covariances_reg : tensor of shape (..., n_components, n_features, n_features)
         :math:`S_k + \epsilon I`, the regularised M step.
-    nk : tensor of shape (n_components,)
+    nk : tensor of shape (..., n_components)
         :math:`N_k`.
     reg_covar : scalar tensor
         :math:`\epsilon`.
 
     Returns
     -------
-    scalar tensor
+    tensor of shape (...)
         The gap, :math:`\ge 0`.
     """
     n_features = covariances_reg.shape[-1]
-    eye = pt.eye(n_features, dtype=covariances_reg.dtype)[None, :, :]
+    eye = pt.eye(n_features, dtype=covariances_reg.dtype)
     raw = covariances_reg - reg_covar * eye
     chol_reg = cholesky_factors(covariances_reg)
     chol_raw = cholesky_factors(raw)
-    trace = (precisions(chol_reg) * raw).sum(axis=(1, 2))
+    trace = (precisions(chol_reg) * raw).sum(axis=(-2, -1))
     per_component = 0.5 * nk * (log_det(chol_reg) - log_det(chol_raw) + trace - n_features)
-    gap = per_component.sum()
+    gap = per_component.sum(axis=-1)
     exact = pt.eq(reg_covar, 0.0)
     return pt.switch(exact, 0.0, pt.switch(pt.isnan(gap), np.inf, gap))

@@ -1,32 +1,33 @@
-r"""The EM solver: compile the graph once, iterate, keep the per-iteration history.
+r"""The EM solver: blocks of iterations inside compiled graphs, restarts batched.
 
-One iteration is one compiled call. It takes the log responsibilities
-:math:`\ln\gamma^{t-1}` of the previous E step and returns
+An iteration is one pass over the data (:mod:`bgmm.em.step`): at :math:`\theta^t`, the E
+step on every chunk of rows gives the sufficient statistics (:mod:`bgmm.em.stats`), their
+sum gives :math:`\ln p(X \mid \theta^t)`, :math:`H(q^t)` and the M step
+:math:`\theta^{t+1}`, and :math:`Q(\theta^{t+1}, \theta^t)` follows from the statistics in
+closed form. A compiled *block* runs up to ``BLOCK_SIZE`` such iterations in a ``scan``,
+for all restarts at once (the restart is one more batch dimension of :math:`\theta`), with
+the data staying on the device; only :math:`\theta`, the history rows and the stopping flags
+of each iteration come back. The host then reads the block in order and stops each restart
+at the first iteration whose criterion is met, exactly as a loop of single steps would.
 
-* the M step :math:`\theta^t` (``weights``, ``means``, ``covariances``),
-* the E step at :math:`\theta^t`: :math:`\ln\gamma^t` and :math:`\ln p(X \mid \theta^t)`,
-* :math:`Q(\theta^t, \theta^{t-1})`, :math:`H(q^{t-1})`,
-  :math:`\mathcal{L}(q^{t-1}, \theta^t) = Q + H` and
-  :math:`\mathrm{KL}(q^{t-1} \| p(Z \mid X, \theta^t))`,
+Row :math:`t` of the history is completed one E step later:
+:math:`\ln p(X \mid \theta^t)` comes from the E step that starts iteration :math:`t + 1`,
+:math:`\mathcal{L}(q^{t-1}, \theta^t) = Q(\theta^t, \theta^{t-1}) + H(q^{t-1})` and
+:math:`\mathrm{KL} = \ln p - \mathcal{L}`. A final E step at the returned parameters gives
+the responsibilities, chunk by chunk, so a fit holds the data, the returned ``resp`` and one
+chunk's intermediates, never an ``(n_samples, n_features**2)`` array.
 
-so that every row of the history satisfies
-:math:`\ln p(X \mid \theta^t) = \mathcal{L}(q^{t-1}, \theta^t) + \mathrm{KL}` and the
-returned responsibilities belong to the returned parameters (a final E step for free).
-
-Numerics. The data are centred at their mean before the moments are formed (see
-``bgmm.em.graph``); means are shifted back on return. A covariance is declared singular
-when its smallest relative Cholesky pivot (``graph.pivot_ratios``) is below
-``SINGULAR_RTOL`` or the factorisation fails.
+A covariance is declared singular when its smallest relative Cholesky pivot
+(``graph.pivot_ratios``) is below ``SINGULAR_RTOL`` or the factorisation fails.
 """
 
 from __future__ import annotations
 
 import functools
-import numbers
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,11 @@ import pytensor
 import pytensor.tensor as pt
 
 from bgmm._arrays import readonly
-from bgmm.data import GMMData, as_data, check_n_components
+from bgmm._validation import check_number
+from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
+from bgmm.em.stats import SufficientStats
+from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
     ConvergenceWarning,
     LikelihoodDecreaseError,
@@ -53,25 +57,36 @@ __all__ = [
     "log_component_densities",
 ]
 
-#: PyTensor mode of the compiled EM graphs. JAX (XLA) compiles them in seconds where numba
-#: took minutes on an empty compile cache, and ran an iteration faster (benchmarks/).
+#: PyTensor mode of the compiled EM graphs. JAX (XLA) compiles them in seconds and keeps
+#: the loop on whatever device JAX has (a GPU when ``jax[cuda]`` is installed).
 COMPILE_MODE = "JAX"
 
 #: Relative Cholesky pivot below which a covariance counts as singular.
 SINGULAR_RTOL = 1e-12
 
+#: Iterations per compiled block (the host looks at the stopping test once per block).
+BLOCK_SIZE = 16
+
+#: Bytes of per-chunk intermediates the engine aims for when it chooses the chunk size
+#: (about ``chunk * n_restarts * n_components * (n_features + 2)`` numbers, a few times).
+CHUNK_BYTES = 2**21
+
+#: Rows per call of the final E step and of ``evaluate`` (the output is written in place).
+PIECE_ROWS = 2**15
+
 #: Columns of ``EMResult.history``, one row per iteration t = 1, 2, ...
 HISTORY_FIELDS = (
-    "log_likelihood",  # ln p(X | theta^t), a sum over samples
+    "log_likelihood",  # ln p(X | theta^t), a (weighted) sum over samples
     "q_value",  # Q(theta^t, theta^{t-1})
     "entropy",  # H(q^{t-1})
     "lower_bound",  # L(q^{t-1}, theta^t) = Q + H
-    "kl",  # KL(q^{t-1} || p(Z | X, theta^t))
+    "kl",  # KL(q^{t-1} || p(Z | X, theta^t)) = ln p - L
     "regularization_gap",  # how far reg_covar keeps Q below its maximum
 )
 
 InitParams = Literal["kmeans", "k-means++", "random"]
 _INIT_PARAMS = ("kmeans", "k-means++", "random")
+_DTYPES = ("float64", "float32")
 
 
 # Results and containers are documented by their attributes, not by __init__.
@@ -81,14 +96,14 @@ class EMResult:  # numpydoc ignore=PR01
 
     Attributes
     ----------
-    weights : ndarray of shape (n_components,)
-    means : ndarray of shape (n_components, n_features)
-    covariances : ndarray of shape (n_components, n_features, n_features)
+    params : GMMParams
+        The fitted :math:`\theta`; ``weights``, ``means`` and ``covariances`` are shortcuts.
     resp : ndarray of shape (n_samples, n_components)
         Responsibilities :math:`\gamma` at the returned parameters.
     log_likelihood : float
-        :math:`\ln p(X \mid \theta)` at the returned parameters, a sum over samples; NaN
-        (with a ``SingularCovarianceWarning``) when a returned covariance is singular.
+        :math:`\ln p(X \mid \theta)` at the returned parameters, a (weighted) sum over
+        samples; NaN (with a ``SingularCovarianceWarning``) when a returned covariance is
+        singular.
     log_likelihood_init : float
         :math:`\ln p(X \mid \theta^0)` at the starting point of the kept run.
     n_iter : int
@@ -99,11 +114,11 @@ class EMResult:  # numpydoc ignore=PR01
     init_log_likelihoods : ndarray of shape (n_init,)
         Final log-likelihood of every restart; the best one is kept.
     feature_names : tuple of str
+    total_weight : float
+        :math:`\sum_n w_n`, the number of samples when unweighted.
     """
 
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
+    params: GMMParams
     resp: np.ndarray
     log_likelihood: float
     log_likelihood_init: float
@@ -112,11 +127,22 @@ class EMResult:  # numpydoc ignore=PR01
     history: np.ndarray
     init_log_likelihoods: np.ndarray
     feature_names: tuple[str, ...]
+    total_weight: float
 
     @property
-    def params(self) -> GMMParams:
-        """The fitted parameters as a :class:`GMMParams` (not re-validated)."""
-        return GMMParams(self.weights, self.means, self.covariances)
+    def weights(self) -> np.ndarray:
+        r""":math:`\pi`, shape ``(n_components,)``."""
+        return self.params.weights
+
+    @property
+    def means(self) -> np.ndarray:
+        r""":math:`\mu`, shape ``(n_components, n_features)``."""
+        return self.params.means
+
+    @property
+    def covariances(self) -> np.ndarray:
+        r""":math:`\Sigma`, shape ``(n_components, n_features, n_features)``."""
+        return self.params.covariances
 
     def history_frame(self) -> pd.DataFrame:
         """The per-iteration history as a DataFrame indexed by iteration (1, 2, ...).
@@ -132,97 +158,235 @@ class EMResult:  # numpydoc ignore=PR01
 
 
 # --------------------------------------------------------------------------------------
-# Compiled functions (one set per number of features; shapes are otherwise symbolic)
+# Compiled functions, one set per (n_features, n_components, n_restarts, dtype)
 # --------------------------------------------------------------------------------------
 
 
-def _compiled(n_features: int):
-    """The compiled EM functions for ``n_features``, in the current ``COMPILE_MODE``."""
-    return _compile(n_features, COMPILE_MODE)
+class BlockOutputs(NamedTuple):
+    r"""What a compiled block returns: one entry per iteration of the block.
+
+    Entry ``j`` of a block that starts at :math:`\theta^a` belongs to iteration
+    ``t = a + j``: the E step at :math:`\theta^t` and the M step that makes
+    :math:`\theta^{t+1}`. Shapes lead with ``(BLOCK_SIZE, n_restarts)``.
+    """
+
+    weights: np.ndarray  # theta^{t+1}
+    means: np.ndarray
+    covariances: np.ndarray
+    log_likelihood: np.ndarray  # ln p(X | theta^t)
+    done: np.ndarray  # stopped after this entry (converged, singular or past the block)
+    nk: np.ndarray  # N_k of the E step at theta^t (makes theta^{t+1})
+    entropy: np.ndarray  # H(q^t)
+    q_value: np.ndarray  # Q(theta^{t+1}, theta^t)
+    regularization_gap: np.ndarray  # of theta^{t+1}
+    pivots: np.ndarray  # of theta^t
+    converged: np.ndarray  # |ln p(theta^t) - ln p(theta^{t-1})| / sum(w) < tol
+
+
+class Evaluation(NamedTuple):
+    """The E step at given parameters on a piece of rows (``evaluate``)."""
+
+    log_resp: np.ndarray
+    log_norm: np.ndarray
+    log_phi: np.ndarray
+    pivots: np.ndarray
+
+
+class MixtureFunctions(NamedTuple):
+    """Compiled functions of one mixture (no data shape): the E step on rows, the M step."""
+
+    evaluate: Callable[..., Any]
+    m_step: Callable[..., Any]
+
+
+class Shapes(NamedTuple):
+    """The static shapes a compiled set of functions is specialised to."""
+
+    n_features: int
+    n_components: int
+    n_restarts: int
+    dtype: str
+    n_chunks: int = 1
+    chunk_rows: int = 1
+    n_rest: int = 0
+
+
+def _compiled_block(shapes: Shapes) -> Callable[..., Any]:
+    return _compile_block(shapes, COMPILE_MODE)
+
+
+def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> MixtureFunctions:
+    return _compile_mixture(n_features, n_components, dtype, COMPILE_MODE)
+
+
+def _function(inputs, outputs, mode):
+    fn = pytensor.function(inputs, outputs, mode=mode)
+    # Inputs are built by this module with the right dtypes; skipping PyTensor's checks
+    # lets device arrays (the data) pass to the compiled graph without a copy to the host.
+    fn.trust_input = True
+    return fn
+
+
+# Static shapes let PyTensor fix the length of the scan over chunks (JAX needs it); JAX
+# compiles once per input shape in any case. The cache keeps the recent problem shapes.
+@functools.lru_cache(maxsize=64)
+def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
+    d, k, r, dtype = shapes.n_features, shapes.n_components, shapes.n_restarts, shapes.dtype
+    m, c, rest = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest
+    data = ChunkedData(
+        chunks=pt.tensor("chunks", shape=(m, c, d), dtype=dtype),
+        chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype),
+        rest=pt.tensor("rest", shape=(rest, d), dtype=dtype),
+        rest_weights=pt.tensor("rest_weights", shape=(rest,), dtype=dtype),
+    )
+    weights = pt.tensor("weights", shape=(r, k), dtype=dtype)
+    means = pt.tensor("means", shape=(r, k, d), dtype=dtype)
+    covariances = pt.tensor("covariances", shape=(r, k, d, d), dtype=dtype)
+    log_likelihood = pt.tensor("log_likelihood", shape=(r,), dtype=dtype)
+    done = pt.tensor("done", shape=(r,), dtype="bool")
+    reg_covar = pt.scalar("reg_covar", dtype=dtype)
+    tol = pt.scalar("tol", dtype=dtype)
+    n_active = pt.scalar("n_active", dtype="int64")
+
+    def iteration(step, w, mu, cov, ll_prev, stopped):
+        factors = graph.factorize(cov)
+        stats = data_statistics(data, w, mu, factors)
+        new = m_step(stats, reg_covar)
+        q = graph.q_value_from_statistics(
+            stats.nk, new.scatter, new.weights, graph.cholesky_factors(new.covariances)
+        )
+        gap = graph.regularization_gap(new.covariances, stats.nk, reg_covar)
+        singular = pt.any(~pt.ge(factors.pivots, SINGULAR_RTOL), axis=-1)
+        change = pt.abs(stats.log_likelihood - ll_prev) / stats.total_weight
+        converged = ~stopped & pt.lt(change, tol)
+        keep = stopped | pt.ge(step, n_active)
+        new = new._replace(**{name: pt.cast(v, dtype) for name, v in new._asdict().items()})
+        return [
+            pt.switch(keep[:, None], w, new.weights),
+            pt.switch(keep[:, None, None], mu, new.means),
+            pt.switch(keep[:, None, None, None], cov, new.covariances),
+            pt.switch(keep, ll_prev, pt.cast(stats.log_likelihood, dtype)),
+            keep | converged | singular,
+            stats.nk,
+            stats.entropy,
+            q,
+            gap,
+            factors.pivots,
+            converged,
+        ]
+
+    outputs = pytensor.scan(
+        iteration,
+        sequences=[pt.arange(BLOCK_SIZE, dtype="int64")],
+        outputs_info=[weights, means, covariances, log_likelihood, done, *([None] * 6)],
+        return_updates=False,
+    )
+    return _function(
+        [*data, weights, means, covariances, log_likelihood, done, reg_covar, tol, n_active],
+        list(outputs),
+        mode,
+    )
 
 
 @functools.cache
-def _compile(n_features: int, mode: str):
-    X = pt.matrix("X", shape=(None, n_features), dtype="float64")
-    Z = pt.matrix("Z", dtype="float64")
-    weights = pt.vector("weights", dtype="float64")
-    means = pt.matrix("means", dtype="float64")
-    covariances = pt.tensor3("covariances", dtype="float64")
-    log_resp_old = pt.matrix("log_resp_old", dtype="float64")
-    reg_covar = pt.scalar("reg_covar", dtype="float64")
-
-    def expectation(w, mu, cov, z):
-        chol = graph.cholesky_factors(cov)
-        log_phi = graph.log_gaussian_density(X, mu, chol, Z=z)
-        wlp = graph.weighted_log_density(log_phi, w)
-        log_resp, log_norm = graph.e_step(wlp)
-        return log_phi, wlp, log_resp, log_norm, graph.pivot_ratios(chol, cov)
-
-    # E step at given parameters (start of a run, and predict/score on any X).
-    log_phi, _, log_resp, log_norm, pivots = expectation(weights, means, covariances, None)
-    evaluate_fn = pytensor.function(
-        [X, weights, means, covariances], [log_resp, log_norm, pivots, log_phi], mode=mode
+def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
+    # The E step at one mixture, for a piece of rows (final E step, predict, score).
+    X = pt.matrix("X", shape=(None, d), dtype=dtype)
+    w1 = pt.tensor("weights", shape=(k,), dtype=dtype)
+    mu1 = pt.tensor("means", shape=(k, d), dtype=dtype)
+    cov1 = pt.tensor("covariances", shape=(k, d, d), dtype=dtype)
+    factors = graph.factorize(cov1)
+    log_phi = graph.log_gaussian_density(X, mu1, factors.chol)
+    step = graph.e_step(graph.weighted_log_density(log_phi, w1))
+    evaluate_fn = _function(
+        [X, w1, mu1, cov1], [step.log_resp, step.log_norm, log_phi, factors.pivots], mode
     )
 
-    # One EM iteration from the previous responsibilities.
-    resp_old = pt.exp(log_resp_old)
-    new_w, new_mu, new_cov, nk = graph.m_step(X, resp_old, reg_covar, Z=Z)
-    _, wlp, log_resp_new, log_norm_new, pivots_new = expectation(new_w, new_mu, new_cov, Z)
-    q = graph.q_value(resp_old, wlp)
-    h = graph.entropy(resp_old, log_resp_old)
-    step_fn = pytensor.function(
-        [X, Z, log_resp_old, reg_covar],
-        [
-            new_w,
-            new_mu,
-            new_cov,
-            nk,
-            log_resp_new,
-            graph.log_likelihood(log_norm_new),
-            pivots_new,
-            q,
-            h,
-            graph.lower_bound(q, h),
-            graph.kl_divergence(resp_old, log_resp_old, log_resp_new),
-            graph.regularization_gap(new_cov, nk, reg_covar),
-        ],
-        mode=mode,
+    # The M step alone, from statistics computed elsewhere (the starting partition).
+    nk = pt.tensor("nk", shape=(k,), dtype=dtype)
+    s1 = pt.tensor("s1", shape=(k, d), dtype=dtype)
+    s2 = pt.tensor("s2", shape=(k, d, d), dtype=dtype)
+    shift = pt.tensor("shift", shape=(k, d), dtype=dtype)
+    total = pt.scalar("total_weight", dtype=dtype)
+    reg_covar = pt.scalar("reg_covar", dtype=dtype)
+    new = m_step(SufficientStats(nk, s1, s2, shift, None, None, total), reg_covar)
+    m_step_fn = _function(
+        [nk, s1, s2, shift, total, reg_covar], [new.weights, new.means, new.covariances], mode
     )
-    moments_fn = pytensor.function([X], graph.outer_products(X, n_features), mode=mode)
-    resp_in = pt.matrix("resp", dtype="float64")
-    mstep_fn = pytensor.function(
-        [X, resp_in, reg_covar], list(graph.m_step(X, resp_in, reg_covar)), mode=mode
-    )
-    return evaluate_fn, step_fn, moments_fn, mstep_fn
+    return MixtureFunctions(evaluate=evaluate_fn, m_step=m_step_fn)
 
 
 # --------------------------------------------------------------------------------------
-# Validation helpers
+# Checks and messages
 # --------------------------------------------------------------------------------------
 
 
-def _check_number(name, value, *, low, low_inclusive=True, integer=False):
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(
-        value, bool
-    )
-    if not ok_type:
-        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
-    if not np.isfinite(value) or value < low or (value == low and not low_inclusive):
-        bound = f">= {low}" if low_inclusive else f"> {low}"
-        what = "an integer" if integer else "a finite number"
-        raise ValueError(f"{name} must be {what} {bound}, got {value!r}.")
-    return value
+def _check_dtype(dtype) -> str:
+    name = np.dtype(dtype).name if isinstance(dtype, type | np.dtype) else str(dtype)
+    if name not in _DTYPES:
+        raise ValueError(
+            f"dtype must be one of {_DTYPES}, got {dtype!r}; float64 is the default and "
+            f"float32 halves the memory of data that keep 7 significant digits."
+        )
+    return name
+
+
+def _check_scale(data: GMMData, dtype: str) -> None:
+    """Refuse data whose squared differences, summed over the samples, overflow ``dtype``."""
+    values = data.values
+    largest = float(np.abs(values).max())
+    n, d = values.shape
+    limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * n * d)))
+    if largest > limit:
+        column = data.feature_names[int(np.abs(values).max(axis=0).argmax())]
+        raise ValueError(
+            f"X holds values as large as {largest:.3g} in magnitude (column {column!r}): "
+            f"their squares, summed over {n} samples, overflow {dtype} (largest usable "
+            f"magnitude here {limit:.3g}). Standardise the data first, "
+            f"bgmm.as_data(X, standardize=True), or divide X by a power of ten and "
+            f"multiply the fitted means (and covariances, by its square) back."
+        )
+
+
+def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"sample_weight must hold real numbers ({exc}).") from None
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape (n_samples,) = ({n_samples},), got {w.shape}; "
+            f"pass one weight per row of X."
+        )
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise ValueError(
+            f"sample_weight must be finite and >= 0, got {float(w[bad[0]])!r} at row {bad[0]} "
+            f"({bad.size} such row(s)); weights are repetition counts."
+        )
+    if not w.sum() > 0:
+        raise ValueError(
+            "sample_weight is zero for every row (it sums to 0); at least one row needs a "
+            "positive weight."
+        )
+    return w
 
 
 def _singular_components(pivots: np.ndarray) -> list[int]:
     return [int(k) for k in np.flatnonzero(~(pivots >= SINGULAR_RTOL))]
 
 
+def _describe_covariance(cov: np.ndarray) -> str:
+    if not np.isfinite(cov).all():
+        return "entries not finite"
+    return f"eigenvalues {np.round(np.linalg.eigvalsh(cov), 10).tolist()}"
+
+
 def _singular_message(components, covariances, where, reg_covar=None) -> str:
     details = "; ".join(
-        f"component {k}: eigenvalues {np.round(np.linalg.eigvalsh(covariances[k]), 10).tolist()}"
-        for k in components
+        f"component {k}: {_describe_covariance(np.asarray(covariances[k]))}" for k in components
     )
     setting = "" if reg_covar is None else f" with reg_covar={reg_covar}"
     return (
@@ -233,12 +397,94 @@ def _singular_message(components, covariances, where, reg_covar=None) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Data on the device, in chunks
+# --------------------------------------------------------------------------------------
+
+
+class DeviceData(NamedTuple):
+    """The rows as the compiled block reads them: equal chunks and the remainder."""
+
+    chunks: Any
+    chunk_weights: Any
+    rest: Any
+    rest_weights: Any
+
+
+def _chunk_rows(n_samples, n_mixture_components, n_features, chunk_size, dtype) -> int:
+    if chunk_size is None:
+        per_row = np.dtype(dtype).itemsize * n_mixture_components * (3 * n_features + 4)
+        chunk_size = max(64, CHUNK_BYTES // per_row)
+    return min(int(chunk_size), n_samples)
+
+
+def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -> DeviceData:
+    n, d = values.shape
+    if sample_weight is None:
+        sample_weight = np.ones(n)
+    n_chunks = n // chunk_rows
+    split = n_chunks * chunk_rows
+
+    def put(a, shape):
+        # A reshape of the leading rows is a view; the only copy is the device's own.
+        a = np.ascontiguousarray(a, dtype=dtype).reshape(shape)
+        if COMPILE_MODE != "JAX":
+            return a
+        import jax
+
+        # Importing PyTensor's JAX backend switches JAX to float64 (jax_enable_x64); a
+        # device_put before that would silently store float32.
+        import pytensor.link.jax.dispatch  # noqa: F401
+
+        out = jax.device_put(a)
+        assert out.dtype == a.dtype, (out.dtype, a.dtype)
+        return out
+
+    return DeviceData(
+        chunks=put(values[:split], (n_chunks, chunk_rows, d)),
+        chunk_weights=put(sample_weight[:split], (n_chunks, chunk_rows)),
+        rest=put(values[split:], (n - split, d)),
+        rest_weights=put(sample_weight[split:], (n - split,)),
+    )
+
+
+def _pieces(n_samples: int):
+    """Row ranges of at most ``PIECE_ROWS`` rows, and the row count each call is padded to."""
+    size = PIECE_ROWS if n_samples >= PIECE_ROWS else max(8, 1 << (n_samples - 1).bit_length())
+    for start in range(0, n_samples, size):
+        yield start, min(start + size, n_samples), size
+
+
+def _e_step_rows(params: GMMParams, values: np.ndarray, dtype: str, *, densities=False):
+    """The E step on every row, a piece at a time, written into preallocated arrays."""
+    n, k = values.shape[0], params.n_components
+    fns = _compiled_mixture(params.n_features, k, dtype)
+    theta = [np.asarray(a, dtype=dtype) for a in (params.weights, params.means)]
+    theta.append(np.asarray(params.covariances, dtype=dtype))
+    log_resp = np.empty((n, k))
+    log_norm = np.empty(n)
+    log_phi = np.empty((n, k)) if densities else None
+    pivots = None
+    for start, stop, size in _pieces(n):
+        piece = np.zeros((size, values.shape[1]), dtype=dtype)
+        piece[: stop - start] = values[start:stop]
+        out = Evaluation(*fns.evaluate(piece, *theta))
+        rows = slice(0, stop - start)
+        log_resp[start:stop] = np.asarray(out.log_resp)[rows]
+        log_norm[start:stop] = np.asarray(out.log_norm)[rows]
+        if densities:
+            log_phi[start:stop] = np.asarray(out.log_phi)[rows]
+        pivots = np.asarray(out.pivots)
+    return log_resp, log_norm, log_phi, pivots
+
+
+# --------------------------------------------------------------------------------------
 # Initialisation
 # --------------------------------------------------------------------------------------
 
 
-def _initial_resp(Xc: np.ndarray, n_components: int, init_params: str, rng) -> np.ndarray:
-    n = Xc.shape[0]
+def _initial_partition(values, sample_weight, n_components: int, init_params: str, rng):
+    """Hard labels (k-means, k-means++) or soft random responsibilities."""
+    n = values.shape[0]
     if init_params == "random":
         resp = rng.uniform(size=(n, n_components))
         return resp / resp.sum(axis=1, keepdims=True)
@@ -246,27 +492,34 @@ def _initial_resp(Xc: np.ndarray, n_components: int, init_params: str, rng) -> n
 
     seed = int(rng.integers(np.iinfo(np.int32).max))
     if init_params == "kmeans":
-        labels = KMeans(n_clusters=n_components, n_init=1, random_state=seed).fit(Xc).labels_
-    else:  # "k-means++": seeding only, samples go to their nearest centre
-        centres, _ = kmeans_plusplus(Xc, n_components, random_state=seed)
-        labels = ((Xc[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1).argmin(axis=1)
-    resp = np.zeros((n, n_components))
-    resp[np.arange(n), labels] = 1.0
-    return resp
-
-
-def _initial_params(
-    Xc, n_components, init_params, rng, reg_covar, user: dict[str, Any], mstep_fn
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if all(v is not None for v in user.values()):
-        return user["weights"], user["means"], user["covariances"]
-    resp = _initial_resp(Xc, n_components, init_params, rng)
-    weights, means, covariances, _ = mstep_fn(Xc, resp, reg_covar)
-    return (
-        user["weights"] if user["weights"] is not None else weights,
-        user["means"] if user["means"] is not None else means,
-        user["covariances"] if user["covariances"] is not None else covariances,
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=seed)
+        return kmeans.fit(values, sample_weight=sample_weight).labels_
+    centres, _ = kmeans_plusplus(
+        values, n_components, random_state=seed, sample_weight=sample_weight
     )
+    distances = np.stack([((values - c) ** 2).sum(axis=1) for c in centres], axis=1)
+    return distances.argmin(axis=1)
+
+
+def _partition_statistics(values, sample_weight, partition, n_components: int):
+    """Sufficient statistics of a partition, each component shifted to its own mean."""
+    n, d = values.shape
+    w = np.ones(n) if sample_weight is None else sample_weight
+    nk = np.zeros(n_components)
+    shift = np.zeros((n_components, d))
+    s2 = np.zeros((n_components, d, d))
+    for j in range(n_components):
+        if partition.ndim == 1:  # hard labels: only the component's rows
+            rows = partition == j
+            x, r = values[rows], w[rows]
+        else:
+            x, r = values, w * partition[:, j]
+        nk[j] = r.sum()
+        if nk[j] > 0:
+            shift[j] = r @ x / nk[j]
+            diff = x - shift[j]
+            s2[j] = (diff * r[:, None]).T @ diff
+    return nk, np.zeros((n_components, d)), s2, shift, float(w.sum())
 
 
 def _check_user_init(weights_init, means_init, covariances_init, n_components, n_features):
@@ -287,77 +540,150 @@ def _check_user_init(weights_init, means_init, covariances_init, n_components, n
     }
 
 
+def _initial_params(values, sample_weight, n_components, init_params, rng, reg_covar, user, dtype):
+    if all(v is not None for v in user.values()):
+        return user["weights"], user["means"], user["covariances"]
+    partition = _initial_partition(values, sample_weight, n_components, init_params, rng)
+    stats = _partition_statistics(values, sample_weight, partition, n_components)
+    empty = np.flatnonzero(~(stats[0] > 0))
+    if empty.size:
+        raise ValueError(
+            f"the starting partition ({init_params}) left component(s) {empty.tolist()} "
+            f"without weight; use fewer components, another random_state or init_params."
+        )
+    m_step_fn = _compiled_mixture(values.shape[1], n_components, dtype).m_step
+    arrays = (np.asarray(s, dtype=dtype) for s in stats)
+    weights, means, covariances = (
+        np.asarray(a, dtype=np.float64) for a in m_step_fn(*arrays, np.asarray(reg_covar, dtype))
+    )
+    return (
+        user["weights"] if user["weights"] is not None else weights,
+        user["means"] if user["means"] is not None else means,
+        user["covariances"] if user["covariances"] is not None else covariances,
+    )
+
+
 # --------------------------------------------------------------------------------------
 # The solver
 # --------------------------------------------------------------------------------------
 
 
-def _run(Xc, Z, start, reg_covar, tol, max_iter, fns):
-    evaluate_fn, step_fn, _, _ = fns
-    n = Xc.shape[0]
-    weights, means, covariances = start
-    log_resp, log_norm, pivots, _ = evaluate_fn(Xc, weights, means, covariances)
-    bad = _singular_components(pivots)
-    if bad:
-        raise SingularCovarianceError(
-            _singular_message(bad, covariances, "at the starting parameters", reg_covar)
-        )
-    ll_init = ll = float(log_norm.sum())
-    rows: list[tuple] = []
-    converged = False
-    singular_at_end: list[int] = []
-    for it in range(1, max_iter + 1):
-        (w, mu, cov, nk, log_resp_new, ll_new, piv, q, h, lb, kl, gap) = step_fn(
-            Xc, Z, log_resp, reg_covar
-        )
-        empty = np.flatnonzero(~(nk > 0) | ~np.isfinite(mu).all(axis=1))
+@dataclass
+class _Run:
+    """One restart's progress, read from the blocks in order (host side, mutable)."""
+
+    params: tuple[np.ndarray, np.ndarray, np.ndarray]
+    rows: list = field(default_factory=list)
+    log_likelihood: float = float("nan")
+    log_likelihood_init: float = float("nan")
+    converged: bool = False
+    finished: bool = False
+    singular: list = field(default_factory=list)
+    pending: dict | None = None  # theta^t and what the E step at theta^{t-1} said of it
+
+
+def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings) -> None:
+    """Take entry ``j`` (iteration ``t``: the E step at theta^t) of restart ``r``."""
+    reg_covar, max_iter, total_weight = settings
+    ll = float(out.log_likelihood[j, r])
+    pivots = out.pivots[j, r]
+    if t == 0:
+        bad = _singular_components(pivots)
+        if bad:
+            raise SingularCovarianceError(
+                _singular_message(bad, run.params[2], "at the starting parameters", reg_covar)
+            )
+        run.log_likelihood_init = run.log_likelihood = ll
+    else:
+        p = run.pending
+        nk, means = p["nk"], p["params"][1]
+        empty = np.flatnonzero(~(nk > 0) | ~np.isfinite(means).all(axis=1))
         if empty.size:
             raise ValueError(
-                f"component(s) {empty.tolist()} received no responsibility at iteration {it} "
-                f"(N_k = {nk[empty].tolist()}): they are empty. Use fewer components, another "
-                f"random_state, or another init_params."
+                f"component(s) {empty.tolist()} received no responsibility at iteration {t} "
+                f"(N_k = {nk[empty].tolist()}): they are empty. Use fewer components, "
+                f"another random_state, or another init_params."
             )
-        weights, means, covariances = w, mu, np.ascontiguousarray(cov)
-        bad = _singular_components(piv)
+        run.params = p["params"]
+        bad = _singular_components(pivots)
         if bad:
-            if it < max_iter:
+            if t < max_iter:
                 raise SingularCovarianceError(
-                    _singular_message(bad, cov, f"after the M step of iteration {it}", reg_covar)
+                    _singular_message(
+                        bad, run.params[2], f"after the M step of iteration {t}", reg_covar
+                    )
                     + " The next E step cannot be computed."
                 )
-            singular_at_end = bad
-            rows.append((np.nan, np.nan, float(h), np.nan, np.nan, float(gap)))
-            ll = np.nan
-            log_resp = np.full_like(log_resp, np.nan)
-            break
-        ll_new, gap = float(ll_new), float(gap)
-        roundoff = 1e-9 * max(n, abs(ll))
-        if ll_new < ll - gap - roundoff:
+            run.singular = bad
+            run.rows.append((np.nan, np.nan, p["entropy"], np.nan, np.nan, p["gap"]))
+            run.log_likelihood = np.nan
+            run.finished = True
+            return
+        roundoff = 1e-9 * max(total_weight, abs(run.log_likelihood))
+        if ll < run.log_likelihood - p["gap"] - roundoff:
             raise LikelihoodDecreaseError(
-                f"the log-likelihood decreased from {ll!r} to {ll_new!r} at iteration {it}, "
-                f"beyond round-off ({roundoff:.3g}) and the regularisation gap ({gap:.3g}). "
-                f"EM cannot do this: please report it with the data."
+                f"the log-likelihood decreased from {run.log_likelihood!r} to {ll!r} at "
+                f"iteration {t}, beyond round-off ({roundoff:.3g}) and the regularisation "
+                f"gap ({p['gap']:.3g}). EM cannot do this: please report it with the data."
             )
-        rows.append((ll_new, float(q), float(h), float(lb), float(kl), gap))
-        change = abs(ll_new - ll) / n
-        ll, log_resp = ll_new, log_resp_new
-        if change < tol:
-            converged = True
-            break
-    history = np.array(rows, dtype=[(f, "f8") for f in HISTORY_FIELDS])
-    history.setflags(write=False)
-    return {
-        "weights": weights,
-        "means": means,
-        "covariances": covariances,
-        "log_resp": log_resp,
-        "log_likelihood": ll,
-        "log_likelihood_init": ll_init,
-        "n_iter": len(rows),
-        "converged": converged,
-        "history": history,
-        "singular": singular_at_end,
+        lower = p["q_value"] + p["entropy"]
+        run.rows.append((ll, p["q_value"], p["entropy"], lower, ll - lower, p["gap"]))
+        run.log_likelihood = ll
+        if out.converged[j, r]:
+            run.converged = run.finished = True
+            return
+        if t == max_iter:
+            run.finished = True
+            return
+    run.pending = {
+        "params": (out.weights[j, r], out.means[j, r], out.covariances[j, r]),
+        "nk": out.nk[j, r],
+        "entropy": float(out.entropy[j, r]),
+        "q_value": float(out.q_value[j, r]),
+        "gap": float(out.regularization_gap[j, r]),
     }
+
+
+def _host(a) -> np.ndarray:
+    """A block output on the host, in float64 whatever the compute dtype (flags stay bool)."""
+    a = np.asarray(a)
+    return a if a.dtype == bool else a.astype(np.float64)
+
+
+def _run_restarts(block, data: DeviceData, starts, reg_covar, tol, max_iter, total, dtype):
+    """Iterate every restart from its start, a block at a time, until each one stops."""
+    runs = [_Run(params=s) for s in starts]
+    dtype = np.dtype(dtype).type
+    theta = [np.stack([s[i] for s in starts]).astype(dtype) for i in range(3)]
+    log_likelihood = np.full(len(starts), np.nan, dtype=dtype)
+    settings = (reg_covar, max_iter, total)
+    done_iterations = 0
+    while not all(run.finished for run in runs):
+        n_active = min(BLOCK_SIZE, max_iter + 1 - done_iterations)
+        stopped = np.array([run.finished for run in runs])
+        raw = BlockOutputs(
+            *block(
+                *data,
+                *theta,
+                log_likelihood,
+                stopped,
+                np.asarray(reg_covar, dtype=dtype),
+                np.asarray(tol, dtype=dtype),
+                np.asarray(n_active, dtype=np.int64),
+            )
+        )
+        out = BlockOutputs(*(_host(a) for a in raw))
+        for r, run in enumerate(runs):
+            for j in range(n_active):
+                if run.finished:
+                    break
+                _read_entry(run, out, j, r, done_iterations + j, settings)
+        done_iterations += n_active
+        last = n_active - 1
+        theta = [np.asarray(a[last], dtype=dtype) for a in (raw.weights, raw.means)]
+        theta.append(np.asarray(raw.covariances[last], dtype=dtype))
+        log_likelihood = np.asarray(raw.log_likelihood[last], dtype=dtype)
+    return runs
 
 
 def fit_em(
@@ -374,13 +700,17 @@ def fit_em(
     weights_init=None,
     means_init=None,
     covariances_init=None,
+    sample_weight=None,
+    dtype: str = "float64",
+    chunk_size: int | None = None,
     callback: Callable[[int, int, float], None] | None = None,
 ) -> EMResult:
     r"""Fit a Gaussian mixture by expectation-maximisation.
 
-    Alternates the E step :math:`\gamma_{kn} = \pi_k\phi_k(x_n) / \sum_j \pi_j\phi_j(x_n)`
-    and the closed-form M step :math:`\pi_k = N_k/N`, :math:`\mu_k = X\gamma_k/N_k`,
-    :math:`\Sigma_k = X\operatorname{diag}(\gamma_k)X^T/N_k - \mu_k\mu_k^T + \epsilon I`
+    Alternates the E step :math:`\gamma_{nk} = \pi_k\phi_k(x_n) / \sum_j \pi_j\phi_j(x_n)`
+    and the closed-form M step :math:`\pi_k = N_k/\sum_n w_n`,
+    :math:`\mu_k = \sum_n w_n \gamma_{nk} x_n / N_k`,
+    :math:`\Sigma_k = \sum_n w_n \gamma_{nk}(x_n - \mu_k)(x_n - \mu_k)^T / N_k + \epsilon I`
     until the mean per-sample log-likelihood changes by less than ``tol``.
 
     Parameters
@@ -405,16 +735,29 @@ def fit_em(
         hard k-means labels, hard labels of the nearest k-means++ seed, or uniform random
         responsibilities.
     n_init : int, default 1
-        Number of restarts; the one with the highest final log-likelihood is kept.
+        Number of restarts, iterated together (one pass over the data serves all of them);
+        the one with the highest final log-likelihood is kept.
     random_state : int, numpy Generator or None
         Seed of every random choice (restarts, k-means); same seed, same result.
     weights_init, means_init, covariances_init : array-like, optional
         Starting parameters (shapes ``(K,)``, ``(K, d)``, ``(K, d, d)``). When all three
         are given, EM starts from them exactly (e.g. the worked example's table); any that
         are given replace those of the initialisation.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights :math:`w_n`, read as repetition counts (scikit-learn's
+        convention): an integer weight gives the fit of the data with that row repeated.
+        The log-likelihood, the history and ``tol`` use the weighted sums.
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the computation. float32 halves the memory and suits data with up to
+        7 significant digits (rescale data far from the origin first); results are
+        returned as float64.
+    chunk_size : int, optional
+        Rows per chunk of the E step. By default the engine chooses it so that one chunk's
+        intermediates take about ``CHUNK_BYTES``; the result does not depend on it beyond
+        round-off.
     callback : callable, optional
-        Called as ``callback(restart, n_init, log_likelihood)`` after every restart (for
-        progress displays; the solver itself prints nothing).
+        Called as ``callback(restart, n_init, log_likelihood)`` for every restart when the
+        fit ends (for progress displays; the solver itself prints nothing).
 
     Returns
     -------
@@ -428,6 +771,9 @@ def fit_em(
         A covariance became singular before the last iteration.
     LikelihoodDecreaseError
         The log-likelihood decreased beyond round-off (a bug, never expected).
+    ValueError
+        Bad settings, or data whose squares overflow ``dtype`` (the message names the
+        largest magnitude and suggests standardising).
 
     Warns
     -----
@@ -439,9 +785,11 @@ def fit_em(
 
     Notes
     -----
-    Implements ``docs/derivation.md``; the bound
-    :math:`\ln p(X|\theta) = \mathcal{L}(q,\theta) + \mathrm{KL}(q\|p)` is recorded at every
-    iteration in ``history``.
+    Implements ``docs/derivation.md`` on the sufficient statistics of
+    :mod:`bgmm.em.stats`: memory beyond the data and the returned responsibilities is one
+    chunk's worth. The bound
+    :math:`\ln p(X|\theta) = \mathcal{L}(q,\theta) + \mathrm{KL}(q\|p)` is recorded at
+    every iteration in ``history``.
 
     References
     ----------
@@ -454,62 +802,95 @@ def fit_em(
             f"covariance_type must be 'full', got {covariance_type!r}; "
             f"diagonal, spherical and tied covariances are not implemented yet."
         )
-    _check_number("tol", tol, low=0.0)
-    _check_number("reg_covar", reg_covar, low=0.0)
-    _check_number("max_iter", max_iter, low=1, integer=True)
-    _check_number("n_init", n_init, low=1, integer=True)
+    check_number("tol", tol, low=0.0)
+    check_number("reg_covar", reg_covar, low=0.0)
+    max_iter = check_number("max_iter", max_iter, low=1, integer=True)
+    n_init = check_number("n_init", n_init, low=1, integer=True)
+    if chunk_size is not None:
+        chunk_size = check_number("chunk_size", chunk_size, low=1, integer=True)
     if init_params not in _INIT_PARAMS:
         raise ValueError(f"init_params must be one of {_INIT_PARAMS}, got {init_params!r}.")
+    dtype = _check_dtype(dtype)
+    _check_scale(data, dtype)
+    weights = _check_sample_weight(sample_weight, data.n_samples)
+    total = float(data.n_samples if weights is None else weights.sum())
     user = _check_user_init(
         weights_init, means_init, covariances_init, n_components, data.n_features
     )
     rng = np.random.default_rng(random_state)
-    center = data.values.mean(axis=0)
-    Xc = np.ascontiguousarray(data.values - center)
-    if user["means"] is not None:
-        user["means"] = user["means"] - center
-    fns = _compiled(data.n_features)
-    Z = fns[2](Xc)
-    best, finals = None, []
-    for restart in range(n_init):
-        start = _initial_params(Xc, n_components, init_params, rng, reg_covar, user, fns[3])
-        start = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in start)
-        run = _run(Xc, Z, start, float(reg_covar), float(tol), int(max_iter), fns)
-        finals.append(run["log_likelihood"])
-        if callback is not None:
-            callback(restart + 1, n_init, run["log_likelihood"])
-        score = run["log_likelihood"] if np.isfinite(run["log_likelihood"]) else -np.inf
-        if best is None or score > best[0]:
-            best = (score, run)
-    run = best[1]
-    if run["singular"]:
+    values = data.values
+    starts = [
+        tuple(
+            np.ascontiguousarray(a, dtype=np.float64)
+            for a in _initial_params(
+                values, weights, n_components, init_params, rng, reg_covar, user, dtype
+            )
+        )
+        for _ in range(n_init)
+    ]
+    rows = _chunk_rows(data.n_samples, n_init * n_components, data.n_features, chunk_size, dtype)
+    device = _to_device(values, weights, rows, dtype)
+    shapes = Shapes(
+        data.n_features,
+        n_components,
+        n_init,
+        dtype,
+        n_chunks=device.chunks.shape[0],
+        chunk_rows=rows,
+        n_rest=device.rest.shape[0],
+    )
+    runs = _run_restarts(
+        _compiled_block(shapes),
+        device,
+        starts,
+        float(reg_covar),
+        float(tol),
+        max_iter,
+        total,
+        dtype,
+    )
+    del device  # the final E step reads the rows from the host, a piece at a time
+    finals = [run.log_likelihood for run in runs]
+    if callback is not None:
+        for i, ll in enumerate(finals):
+            callback(i + 1, n_init, ll)
+    scores = [ll if np.isfinite(ll) else -np.inf for ll in finals]
+    run = runs[int(np.argmax(scores))]
+    params = GMMParams(*(readonly(a) for a in run.params))
+    if run.singular:
         warnings.warn(
             _singular_message(
-                run["singular"], run["covariances"], "at the returned parameters", reg_covar
+                run.singular, params.covariances, "at the returned parameters", reg_covar
             )
             + " log_likelihood and resp are NaN.",
             SingularCovarianceWarning,
             stacklevel=2,
         )
-    elif not run["converged"] and tol > 0:
-        warnings.warn(
-            f"EM did not converge in max_iter={max_iter} iterations (last change of the mean "
-            f"log-likelihood above tol={tol}); increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        resp = np.full((data.n_samples, n_components), np.nan)
+    else:
+        if not run.converged and tol > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={max_iter} iterations (last change of the "
+                f"mean log-likelihood above tol={tol}); increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        log_resp = _e_step_rows(params, values, dtype)[0]
+        resp = np.exp(log_resp, out=log_resp)
+    history = np.array(run.rows, dtype=[(f, "f8") for f in HISTORY_FIELDS])
+    history.setflags(write=False)
+    resp.setflags(write=False)
     return EMResult(
-        weights=readonly(run["weights"]),
-        means=readonly(run["means"] + center),
-        covariances=readonly(run["covariances"]),
-        resp=readonly(np.exp(run["log_resp"])),
-        log_likelihood=float(run["log_likelihood"]),
-        log_likelihood_init=float(run["log_likelihood_init"]),
-        n_iter=run["n_iter"],
-        converged=run["converged"],
-        history=run["history"],
+        params=params,
+        resp=resp,
+        log_likelihood=float(run.log_likelihood),
+        log_likelihood_init=float(run.log_likelihood_init),
+        n_iter=len(run.rows),
+        converged=run.converged,
+        history=history,
         init_log_likelihoods=readonly(finals),
         feature_names=data.feature_names,
+        total_weight=total,
     )
 
 
@@ -538,8 +919,7 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
     SingularCovarianceError
         A covariance of ``params`` is singular.
     """
-    data = X if isinstance(X, GMMData) else as_data(X)
-    log_resp, log_norm, _ = _evaluate_all(params, data)
+    log_resp, log_norm, _ = _evaluate_all(params, X, densities=False)
     return log_resp, log_norm
 
 
@@ -567,23 +947,15 @@ def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
     SingularCovarianceError
         A covariance of ``params`` is singular.
     """
+    return _evaluate_all(params, X, densities=True)[2]
+
+
+def _evaluate_all(params: GMMParams, X: Any, *, densities: bool):
     data = X if isinstance(X, GMMData) else as_data(X)
-    return _evaluate_all(params, data)[2]
-
-
-def _evaluate_all(params: GMMParams, data: GMMData):
-    if data.n_features != params.n_features:
-        raise ValueError(
-            f"X has {data.n_features} features but the mixture has {params.n_features}; "
-            f"pass data with the features used in the fit."
-        )
-    center = data.values.mean(axis=0)
-    evaluate_fn = _compiled(data.n_features)[0]
-    log_resp, log_norm, pivots, log_phi = evaluate_fn(
-        np.ascontiguousarray(data.values - center),
-        np.ascontiguousarray(params.weights),
-        np.ascontiguousarray(params.means - center),
-        np.ascontiguousarray(params.covariances),
+    check_features(data, params.n_features)
+    _check_scale(data, "float64")
+    log_resp, log_norm, log_phi, pivots = _e_step_rows(
+        params, data.values, "float64", densities=densities
     )
     bad = _singular_components(pivots)
     if bad:

@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import grad, jacobian
 
 from bgmm._arrays import readonly
-from bgmm.data import GMMData, as_data
+from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
 from bgmm.params import GMMParams
 
@@ -94,8 +94,8 @@ def _compiled(k: int, d: int):
     phi = pt.vector("phi", dtype="float64")
     weights, means, chol = _from_unconstrained(phi, k, d)
     log_phi = graph.log_gaussian_density(X, means, chol)
-    _, log_norm = graph.e_step(graph.weighted_log_density(log_phi, weights))
-    log_lik = graph.log_likelihood(log_norm)
+    step = graph.e_step(graph.weighted_log_density(log_phi, weights))
+    log_lik = graph.log_likelihood(step.log_norm)
     covariances = chol @ chol.transpose(0, 2, 1)
     theta = pt.concatenate([weights, means.ravel(), covariances.ravel()])
     # vectorize=True differentiates all rows at once instead of through a scan.
@@ -133,19 +133,14 @@ def standard_errors(params: GMMParams, X) -> StandardErrors:
     Notes
     -----
     :math:`\operatorname{Cov}(\hat\theta) \approx J (-\nabla^2_\phi \ln p)^{-1} J^T`.
-    Parameters are centred at the data mean first, like the solver (the covariance of the
-    estimate is invariant to that shift).
+    The log density is written through the whitened differences of
+    :func:`bgmm.em.graph.whiten`, so data far from the origin lose no digits.
     """
     data = X if isinstance(X, GMMData) else as_data(X)
     k, d = params.n_components, params.n_features
-    if data.n_features != d:
-        raise ValueError(
-            f"X has {data.n_features} features but the estimate has {d}; pass the fitted data."
-        )
-    center = np.asarray(data.values).mean(axis=0)
-    shifted = GMMParams(params.weights, np.asarray(params.means) - center, params.covariances)
+    check_features(data, d, "the estimate")
     fn = _compiled(k, d)
-    _, hess, jac = fn(np.ascontiguousarray(data.values - center), to_unconstrained(shifted))
+    _, hess, jac = fn(np.asarray(data.values), to_unconstrained(params))
     information = -0.5 * (hess + hess.T)
     try:
         chol = np.linalg.cholesky(information)

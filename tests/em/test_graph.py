@@ -8,6 +8,8 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from bgmm.em import graph
+from bgmm.em.stats import SufficientStats, combine
+from bgmm.em.step import m_step
 from tests.conftest import make_params
 
 GRID = [(1, 1), (2, 2), (3, 2), (4, 3)]
@@ -64,30 +66,66 @@ def test_log_gaussian_density_matches_scipy(k, d):
 def test_e_step_against_numpy_and_rows_sum_to_one(k, d):
     params, X = problem(k, d)
     Xs, w, mu, cov, wlp = weighted_log_phi(d)
-    log_resp, log_norm = graph.e_step(wlp)
-    f = compile_fn([Xs, w, mu, cov], [log_resp, log_norm, graph.log_likelihood(log_norm)])
-    lr, ln, ll = f(X, params.weights, params.means, params.covariances)
+    step = graph.e_step(wlp)
+    f = compile_fn([Xs, w, mu, cov], [*step, graph.log_likelihood(step.log_norm)])
+    lr, r, ln, ll = f(X, params.weights, params.means, params.covariances)
     dens = scipy_log_phi(params, X) + np.log(params.weights)
     np.testing.assert_allclose(ln, logsumexp(dens, axis=1), rtol=1e-11)
-    np.testing.assert_allclose(np.exp(lr).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(lr, dens - logsumexp(dens, axis=1)[:, None], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(r, np.exp(lr), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(r.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(ll, ln.sum(), rtol=1e-13)
 
 
 def test_e_step_survives_underflow():
     # phi_men(A) = 1.1e-29 in the worked example; far points underflow to 0 in linear space.
     Xs, w, mu, cov, wlp = weighted_log_phi(1)
-    f = compile_fn([Xs, w, mu, cov], graph.e_step(wlp))
-    lr, ln = f(
+    f = compile_fn([Xs, w, mu, cov], list(graph.e_step(wlp)))
+    lr, _, ln = f(
         np.array([[1e3]]), np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.ones((2, 1, 1))
     )
     assert np.isfinite(lr).all() and np.isfinite(ln).all()
     np.testing.assert_allclose(np.exp(lr), [[0.0, 1.0]], atol=1e-300)
 
 
+def statistics_of(X, resp, shift, sample_weight=None):
+    """Sufficient statistics of given responsibilities, in numpy (two independent lines)."""
+    w = np.ones(len(X)) if sample_weight is None else sample_weight
+    wr = w[:, None] * resp
+    diff = X[:, None, :] - shift[None]
+    return SufficientStats(
+        nk=wr.sum(axis=0),
+        s1=np.einsum("nk,nki->ki", wr, diff),
+        s2=np.einsum("nk,nki,nkj->kij", wr, diff, diff),
+        shift=shift,
+        log_likelihood=None,
+        entropy=None,
+        total_weight=w.sum(),
+    )
+
+
 def m_step_fn(d, reg=0.0):
-    Xs = pt.matrix("X", shape=(None, d))
-    resp = pt.matrix("resp")
-    return compile_fn([Xs, resp], list(graph.m_step(Xs, resp, reg)))
+    symbolic = SufficientStats(
+        pt.vector("nk"),
+        pt.matrix("s1"),
+        pt.tensor3("s2"),
+        pt.matrix("shift"),
+        None,
+        None,
+        pt.scalar("total"),
+    )
+    new = m_step(symbolic, reg)
+    f = compile_fn(
+        [symbolic.nk, symbolic.s1, symbolic.s2, symbolic.shift, symbolic.total_weight],
+        [new.weights, new.means, new.covariances, symbolic.nk],
+    )
+
+    def run(X, resp, shift=None):
+        shift = np.zeros((resp.shape[1], d)) if shift is None else shift
+        st = statistics_of(X, resp, shift)
+        return f(st.nk, st.s1, st.s2, st.shift, st.total_weight)
+
+    return run
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -129,9 +167,8 @@ def test_closed_form_m_step_is_stationary_point_of_lagrangian(k, d):
     X = np.random.default_rng(5).normal(scale=3.0, size=(80, d))
     # Responsibilities from an E step at theta_old = params.
     Xs, w, mu, cov, wlp = weighted_log_phi(d)
-    log_resp, _ = graph.e_step(wlp)
-    resp = np.exp(
-        compile_fn([Xs, w, mu, cov], log_resp)(X, params.weights, params.means, params.covariances)
+    resp = compile_fn([Xs, w, mu, cov], graph.e_step(wlp).resp)(
+        X, params.weights, params.means, params.covariances
     )
     w_new, mu_new, cov_new, _ = m_step_fn(d)(X, resp)
     # Q(theta, theta_old) - lambda (1^T pi - 1), lambda = N.
@@ -156,17 +193,16 @@ def test_log_likelihood_equals_q_plus_entropy_after_e_step(k, d):
     """ln p(X|theta) = Q(theta, theta) + H(q) when q = p(Z|X, theta)."""
     params, X = problem(k, d)
     Xs, w, mu, cov, wlp = weighted_log_phi(d)
-    log_resp, log_norm = graph.e_step(wlp)
-    resp = pt.exp(log_resp)
-    q = graph.q_value(resp, wlp)
-    h = graph.entropy(resp, log_resp)
+    step = graph.e_step(wlp)
+    q = graph.q_value(step.resp, wlp)
+    h = graph.entropy(step.resp, step.log_resp)
     f = compile_fn(
         [Xs, w, mu, cov],
         [
-            graph.log_likelihood(log_norm),
+            graph.log_likelihood(step.log_norm),
             graph.lower_bound(q, h),
             h,
-            graph.kl_divergence(resp, log_resp, log_resp),
+            graph.kl_divergence(step.resp, step.log_resp, step.log_resp),
         ],
     )
     ll, lb, h_val, kl = f(X, params.weights, params.means, params.covariances)
@@ -214,3 +250,108 @@ def test_regularization_gap_zero_without_reg_and_positive_with():
     want = 5.0 * np.sum(np.log1p(eps / lam) + lam / (lam + eps) - 1.0)
     np.testing.assert_allclose(gap, want, rtol=1e-10)
     assert gap > 0
+
+
+# ---------------------------------------------------------------- sufficient statistics
+
+
+def chunk_statistics_fn(r, k, d):
+    Xs = pt.matrix("X", shape=(None, d))
+    sw = pt.vector("sample_weight")
+    w = pt.tensor("weights", shape=(r, k))
+    mu = pt.tensor("means", shape=(r, k, d))
+    cov = pt.tensor("covariances", shape=(r, k, d, d))
+    st = graph.chunk_statistics(Xs, sw, w, mu, graph.factorize(cov))
+    f = compile_fn([Xs, sw, w, mu, cov], [x for x in st if x is not mu])
+    return lambda *args: SufficientStats(*f(*args)[:3], args[3], *f(*args)[3:])
+
+
+@pytest.mark.parametrize(("k", "d"), GRID)
+def test_chunk_statistics_match_numpy_from_scipy_responsibilities(k, d):
+    params, X = problem(k, d)
+    sw = np.random.default_rng(7).uniform(0.0, 3.0, size=len(X))
+    st = chunk_statistics_fn(1, k, d)(
+        X, sw, params.weights[None], params.means[None], params.covariances[None]
+    )
+    dens = scipy_log_phi(params, X) + np.log(params.weights)
+    log_norm = logsumexp(dens, axis=1)
+    resp = np.exp(dens - log_norm[:, None])
+    want = statistics_of(X, resp, params.means, sw)
+    np.testing.assert_allclose(st.nk[0], want.nk, rtol=1e-10)
+    np.testing.assert_allclose(st.s1[0], want.s1, rtol=1e-9, atol=1e-9 * np.abs(want.s1).max())
+    np.testing.assert_allclose(st.s2[0], want.s2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(st.log_likelihood[0], sw @ log_norm, rtol=1e-11)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(resp > 0, resp * np.log(resp), 0.0).sum(axis=1)
+    np.testing.assert_allclose(st.entropy[0], sw @ h, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(st.total_weight, sw.sum(), rtol=1e-14)
+
+
+def test_restarts_batched_give_each_restart_its_own_statistics():
+    a, X = problem(3, 2, seed=1)
+    b, _ = problem(3, 2, seed=2)
+    f1, f2 = chunk_statistics_fn(1, 3, 2), chunk_statistics_fn(2, 3, 2)
+    sw = np.ones(len(X))
+    both = f2(
+        X,
+        sw,
+        np.stack([a.weights, b.weights]),
+        np.stack([a.means, b.means]),
+        np.stack([a.covariances, b.covariances]),
+    )
+    for r, p in enumerate((a, b)):
+        one = f1(X, sw, p.weights[None], p.means[None], p.covariances[None])
+        for name in ("nk", "s1", "s2", "log_likelihood", "entropy"):
+            np.testing.assert_allclose(
+                getattr(both, name)[r], getattr(one, name)[0], rtol=1e-12, atol=1e-12
+            )
+
+
+def test_chunk_statistics_of_disjoint_rows_add_up():
+    params, X = problem(3, 2, n=90)
+    f = chunk_statistics_fn(1, 3, 2)
+    theta = (params.weights[None], params.means[None], params.covariances[None])
+    whole = f(X, np.ones(90), *theta)
+    parts = [f(X[i : i + 7], np.ones(len(X[i : i + 7])), *theta) for i in range(0, 90, 7)]
+    summed = parts[0]
+    for p in parts[1:]:
+        summed = combine(summed, p)
+    for name in ("nk", "s1", "s2", "log_likelihood", "entropy", "total_weight"):
+        np.testing.assert_allclose(getattr(summed, name), getattr(whole, name), rtol=1e-12)
+
+
+def test_m_step_does_not_depend_on_the_shift():
+    """Moments about any shift c_k give the same M step (the shift only conditions the sums)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 2)) + 1e3
+    resp = rng.dirichlet([1.0, 1.0], size=50)
+    f = m_step_fn(2)
+    near = f(X, resp, np.full((2, 2), 1e3) + rng.normal(size=(2, 2)))
+    elsewhere = f(X, resp, X[:2] + rng.normal(scale=3.0, size=(2, 2)))
+    for a, b in zip(near, elsewhere, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+    # About the origin, 1e3 away, the raw moments cancel: digits are lost (what the shift
+    # exists to prevent).
+    origin = f(X, resp, np.zeros((2, 2)))
+    assert np.abs(origin[2] - near[2]).max() > 1e-13
+
+
+@pytest.mark.parametrize(("k", "d"), GRID)
+def test_q_from_statistics_equals_the_direct_sum(k, d):
+    """Q(theta_new, theta_old) in closed form from (N_k, W_k) = sum_n gamma [ln pi + ln phi]."""
+    old, X = problem(k, d)
+    resp = np.exp(
+        scipy_log_phi(old, X)
+        + np.log(old.weights)
+        - logsumexp(scipy_log_phi(old, X) + np.log(old.weights), axis=1)[:, None]
+    )
+    new = make_params(k, d, seed=9)
+    st = statistics_of(X, resp, new.means)
+    scatter = st.s2  # the second moments about theta's own means
+    nk, W, w, cov = pt.vector("nk"), pt.tensor3("W"), pt.vector("w"), pt.tensor3("cov")
+    f = compile_fn(
+        [nk, W, w, cov], graph.q_value_from_statistics(nk, W, w, graph.cholesky_factors(cov))
+    )
+    got = f(st.nk, scatter, new.weights, new.covariances)
+    want = (resp * (scipy_log_phi(new, X) + np.log(new.weights))).sum()
+    np.testing.assert_allclose(got, want, rtol=1e-11)

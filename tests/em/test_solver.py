@@ -265,17 +265,20 @@ def test_likelihood_decrease_is_detected(monkeypatch):
     """A step that lowers ln p beyond round-off (a bug) raises instead of passing silently."""
     from bgmm.em import solver
 
-    real = solver._compiled(2)
+    real = solver._compiled_block
 
-    calls = []
+    def broken_block(shapes):
+        block = real(shapes)
 
-    def broken_step(*args):
-        out = list(real[1](*args))
-        calls.append(1)
-        out[5] = out[5] - 10.0 * len(calls)  # each iteration 10 nats lower than the last
-        return out
+        def run(*args):
+            out = solver.BlockOutputs(*block(*args))
+            # each iteration 10 nats lower than the one before
+            steps = np.arange(1, len(out.log_likelihood) + 1)[:, None]
+            return out._replace(log_likelihood=np.asarray(out.log_likelihood) - 10.0 * steps)
 
-    monkeypatch.setattr(solver, "_compiled", lambda d: (real[0], broken_step, real[2], real[3]))
+        return run
+
+    monkeypatch.setattr(solver, "_compiled_block", broken_block)
     with pytest.raises(LikelihoodDecreaseError, match="the log-likelihood decreased from"):
         fit_em(load_old_faithful(), 2, reg_covar=0.0, random_state=0)
 

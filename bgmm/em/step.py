@@ -1,0 +1,156 @@
+r"""One EM step as a graph: the statistics of every chunk, summed, then the M step.
+
+:func:`m_step` is a function of the summed statistics alone (:mod:`bgmm.em.stats`), so the
+same M step serves one chunk or many, in memory or on Dask. :func:`data_statistics` is
+the E step over a data set held as equal chunks plus a remainder (:class:`ChunkedData`),
+a ``scan`` over the chunks that never holds more than one chunk's
+``(chunk, n_components, n_features)`` intermediates.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytensor
+import pytensor.tensor as pt
+
+from bgmm.em import graph
+from bgmm.em.stats import SufficientStats, combine
+
+__all__ = ["ChunkedData", "MStep", "data_statistics", "m_step"]
+
+
+class ChunkedData(NamedTuple):  # numpydoc ignore=PR01
+    """Symbolic rows of a data set: equal chunks and the remainder, with sample weights.
+
+    Attributes
+    ----------
+    chunks : tensor of shape (n_chunks, chunk_size, n_features)
+        The first ``n_chunks * chunk_size`` rows.
+    chunk_weights : tensor of shape (n_chunks, chunk_size)
+        Their sample weights.
+    rest : tensor of shape (n_rest, n_features)
+        The remaining rows (possibly none).
+    rest_weights : tensor of shape (n_rest,)
+        Their sample weights.
+    """
+
+    chunks: pt.TensorVariable
+    chunk_weights: pt.TensorVariable
+    rest: pt.TensorVariable
+    rest_weights: pt.TensorVariable
+
+
+class MStep(NamedTuple):  # numpydoc ignore=PR01
+    r"""The M step's outputs.
+
+    Attributes
+    ----------
+    weights : tensor of shape (..., n_components)
+        :math:`\pi_k`.
+    means : tensor of shape (..., n_components, n_features)
+        :math:`\mu_k`.
+    covariances : tensor of shape (..., n_components, n_features, n_features)
+        :math:`\Sigma_k`, regularised.
+    scatter : tensor of shape (..., n_components, n_features, n_features)
+        :math:`W_k`, the weighted scatter about the new means.
+    """
+
+    weights: pt.TensorVariable
+    means: pt.TensorVariable
+    covariances: pt.TensorVariable
+    scatter: pt.TensorVariable
+
+
+def m_step(stats: SufficientStats, reg_covar) -> MStep:
+    r"""Closed-form M step from the sufficient statistics.
+
+    .. math::
+        \pi_k = \frac{N_k}{\sum_n w_n}, \quad
+        \mu_k = c_k + \frac{S^{(1)}_k}{N_k}, \quad
+        W_k = S^{(2)}_k - \frac{S^{(1)}_k S^{(1)T}_k}{N_k}, \quad
+        \Sigma_k = \frac{W_k}{N_k} + \epsilon I
+
+    with :math:`\epsilon` = ``reg_covar`` (0 gives the derivation exactly). :math:`W_k` is
+    the scatter about the new mean; the correction :math:`S^{(1)}S^{(1)T}/N_k` is small
+    because the shift :math:`c_k` is the previous mean, inside the cluster.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Summed over all rows.
+    reg_covar : scalar tensor
+        :math:`\epsilon`, added to every covariance's diagonal.
+
+    Returns
+    -------
+    MStep
+        ``weights``, ``means``, ``covariances`` and the scatter ``W_k``.
+    """
+    nk = stats.nk
+    centre = stats.s1 / nk[..., None]
+    scatter = stats.s2 - centre[..., :, None] * stats.s1[..., None, :]
+    scatter = 0.5 * (scatter + pt.swapaxes(scatter, -1, -2))
+    n_features = stats.s2.shape[-1]
+    eye = pt.eye(n_features, dtype=stats.s2.dtype)
+    return MStep(
+        weights=nk / stats.total_weight,
+        means=stats.shift + centre,
+        covariances=scatter / nk[..., None, None] + reg_covar * eye,
+        scatter=scatter,
+    )
+
+
+def data_statistics(data: ChunkedData, weights, means, factors) -> SufficientStats:
+    r"""The E step over every chunk and the remainder, its statistics summed.
+
+    .. math::
+        N_k = \sum_{\text{chunks } c} N_k^{(c)}, \quad S_k = \sum_c S_k^{(c)}, \quad
+        \ln p(X \mid \theta) = \sum_c \ln p(X^{(c)} \mid \theta), \quad \dots
+
+    Parameters
+    ----------
+    data : ChunkedData
+        The rows and their sample weights.
+    weights : tensor of shape (n_restarts, n_components)
+        :math:`\pi`.
+    means : tensor of shape (n_restarts, n_components, n_features), static shape
+        :math:`\mu_k`, also the shift of the moments.
+    factors : graph.Factorization
+        Of the covariances.
+
+    Returns
+    -------
+    SufficientStats
+        Summed over all rows.
+    """
+    rest = graph.chunk_statistics(data.rest, data.rest_weights, weights, means, factors)
+
+    def accumulate(x, w, nk, s1, s2, ll, ent):
+        st = graph.chunk_statistics(x, w, weights, means, factors)
+        # Constants such as ln(2 pi) are float64: keep each running sum in the data's dtype.
+        return [
+            pt.cast(total + part, total.dtype)
+            for total, part in zip(
+                (nk, s1, s2, ll, ent),
+                (st.nk, st.s1, st.s2, st.log_likelihood, st.entropy),
+                strict=True,
+            )
+        ]
+
+    init = [
+        pt.zeros_like(rest.nk),
+        pt.zeros_like(rest.s1),
+        pt.zeros_like(rest.s2),
+        pt.zeros_like(rest.log_likelihood),
+        pt.zeros_like(rest.entropy),
+    ]
+    sums = pytensor.scan(
+        accumulate,
+        sequences=[data.chunks, data.chunk_weights],
+        outputs_info=init,
+        return_updates=False,
+    )
+    nk, s1, s2, ll, ent = (s[-1] for s in sums)
+    chunked = SufficientStats(nk, s1, s2, means, ll, ent, data.chunk_weights.sum())
+    return combine(chunked, rest)
