@@ -25,8 +25,11 @@ test: lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# Time per iteration against scikit-learn (two problem sizes), then the memory a fit adds.
 bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_em_iteration.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_em_iteration.py --n 20000 --d 32
+	$(BIN)/python benchmarks/bench_memory.py
 
 # Re-execute every notebook (full draws) and write its .ipynb pair with the outputs.
 notebooks: $(STAMP)
