@@ -220,6 +220,10 @@ def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> Mixture
 
 
 def _function(inputs, outputs, mode):
+    # PyTensor's scan_pushout rewrites move the per-chunk work that depends only on the
+    # chunk and theta out of the scan over chunks, computing it for all rows at once: the
+    # (n_samples, n_components, n_features) arrays the chunks exist to avoid.
+    mode = pytensor.compile.mode.get_mode(mode).excluding("scan_pushout")
     fn = pytensor.function(inputs, outputs, mode=mode)
     # Inputs are built by this module with the right dtypes; skipping PyTensor's checks
     # lets device arrays (the data) pass to the compiled graph without a copy to the host.
