@@ -8,11 +8,11 @@ and :math:`\gamma` (``K x N``). See ``docs/derivation.md`` for the equations.
 
 Differences, not raw moments. The Mahalanobis distance of the E step and the statistics of
 the M step (:mod:`bgmm.em.stats`) are both written through the differences
-:math:`d_{nk} = x_n - \mu_k` and their whitened form :math:`y_{nk} = L_k^{-1} d_{nk}`
+:math:`d_{kn} = x_n - \mu_k` and their whitened form :math:`y_{kn} = L_k^{-1} d_{kn}`
 (:func:`whiten`), where :math:`\Sigma_k = L_k L_k^T`. Nothing squares a raw coordinate, so
 a cluster far from the origin relative to its width loses no digits (the expansion
 :math:`E[xx^T] - \mu\mu^T` would), and nothing of size ``(n_samples, n_features**2)`` is
-formed: a chunk of rows costs ``(chunk, n_components, n_features)``.
+formed: a chunk of rows costs ``(n_components, chunk, n_features)``.
 """
 
 from __future__ import annotations
@@ -213,11 +213,14 @@ def factorize(covariances) -> Factorization:
 
 
 def whiten(X, means, inv_chol):
-    r"""Differences to every mean and their whitened form.
+    r"""Differences to every mean and their whitened form, component-major.
 
     .. math::
-        d_{nk} = x_n - \mu_k, \qquad y_{nk} = L_k^{-1} d_{nk}, \qquad
-        (x_n - \mu_k)^T \Sigma_k^{-1} (x_n - \mu_k) = \lVert y_{nk} \rVert^2
+        d_{kn} = x_n - \mu_k, \qquad y_{kn} = L_k^{-1} d_{kn}, \qquad
+        (x_n - \mu_k)^T \Sigma_k^{-1} (x_n - \mu_k) = \lVert y_{kn} \rVert^2
+
+    The component comes first, so that the whitening here and the moments of
+    ``chunk_statistics`` are plain batched matrix products over the components.
 
     Parameters
     ----------
@@ -230,19 +233,20 @@ def whiten(X, means, inv_chol):
 
     Returns
     -------
-    diff : tensor of shape (n_samples, n_components, n_features)
-        :math:`d_{nk}`.
-    white : tensor of shape (n_samples, n_components, n_features)
-        :math:`y_{nk}`.
+    diff : tensor of shape (n_components, n_samples, n_features)
+        :math:`d_{kn}`.
+    white : tensor of shape (n_components, n_samples, n_features)
+        :math:`y_{kn}`.
     """
-    diff = X[:, None, :] - means[None, :, :]
-    white = pt.einsum("nkj,kij->nki", diff, inv_chol)
+    diff = X[None, :, :] - means[:, None, :]
+    white = diff @ pt.swapaxes(inv_chol, -1, -2)
     return diff, white
 
 
 def _log_density_from_white(white, log_dets, n_features: int):
+    """``(n_components, n_samples)`` log densities from whitened differences."""
     mahalanobis = (white**2).sum(axis=-1)
-    return -0.5 * (n_features * _LOG_2PI + log_dets[None, :] + mahalanobis)
+    return -0.5 * (n_features * _LOG_2PI + log_dets[:, None] + mahalanobis)
 
 
 def log_gaussian_density(X, means, chol):
@@ -270,7 +274,7 @@ def log_gaussian_density(X, means, chol):
     if n_features is None:
         raise TypeError("X must have a static number of features (pt.matrix(shape=(None, d)))")
     _, white = whiten(X, means, inverse_cholesky(chol))
-    return _log_density_from_white(white, log_det(chol), n_features)
+    return _log_density_from_white(white, log_det(chol), n_features).T
 
 
 def weighted_log_density(log_phi, weights):
@@ -291,7 +295,7 @@ def weighted_log_density(log_phi, weights):
     return log_phi + pt.log(weights)[None]
 
 
-def e_step(weighted_log_phi) -> EStep:
+def e_step(weighted_log_phi, axis=-1) -> EStep:
     r"""Responsibilities and per-sample log-likelihoods (E step, in log space).
 
     .. math::
@@ -305,20 +309,23 @@ def e_step(weighted_log_phi) -> EStep:
     ----------
     weighted_log_phi : tensor of shape (n_samples, ..., n_components)
         :math:`\ln \pi_k \phi_k(x_n)` (``weighted_log_density``).
+    axis : int, default -1
+        The axis of the components; the others are sample and batch axes.
 
     Returns
     -------
     EStep
-        ``log_resp``, ``resp`` (rows sum to 1) and ``log_norm`` (:math:`\ln p(x_n|\theta)`).
+        ``log_resp``, ``resp`` (summing to 1 along ``axis``) and ``log_norm``
+        (:math:`\ln p(x_n|\theta)`, without ``axis``).
     """
-    top = pt.max(weighted_log_phi, axis=-1, keepdims=True)
+    top = pt.max(weighted_log_phi, axis=axis, keepdims=True)
     scaled = pt.exp(weighted_log_phi - top)
-    total = scaled.sum(axis=-1, keepdims=True)
+    total = scaled.sum(axis=axis, keepdims=True)
     log_norm = top + pt.log(total)
     return EStep(
         log_resp=weighted_log_phi - log_norm,
         resp=scaled / total,
-        log_norm=log_norm[..., 0],
+        log_norm=pt.squeeze(log_norm, axis=axis),
     )
 
 
@@ -401,27 +408,26 @@ def chunk_statistics(X, sample_weight, weights, means, factors: Factorization) -
         ``log_likelihood (R,)``, ``entropy (R,)`` and ``total_weight`` (scalar).
     """
     n_restarts, n_components, n_features = means.type.shape
-    flat = n_restarts * n_components
+    flat, n_rows = n_restarts * n_components, X.shape[0]
     diff, white = whiten(
         X,
         means.reshape((flat, n_features)),
         factors.inv_chol.reshape((flat, n_features, n_features)),
-    )
+    )  # (R K, n, d)
     log_phi = _log_density_from_white(white, factors.log_det.reshape((flat,)), n_features)
-    n_rows = X.shape[0]
-    weighted = weighted_log_density(log_phi.reshape((n_rows, n_restarts, n_components)), weights)
-    step = e_step(weighted)
-    weighted_resp = (sample_weight[:, None, None] * step.resp).reshape((n_rows, flat))
-    nk = weighted_resp.sum(axis=0)
-    s1 = pt.einsum("nm,nmi->mi", weighted_resp, diff)
-    s2 = pt.einsum("nmi,nmj->mij", weighted_resp[:, :, None] * diff, diff)
+    weighted = log_phi.reshape((n_restarts, n_components, n_rows)) + pt.log(weights)[:, :, None]
+    step = e_step(weighted, axis=1)  # over the components of each restart
+    weighted_resp = (step.resp * sample_weight).reshape((flat, n_rows))
+    s1 = (weighted_resp[:, None, :] @ diff)[:, 0, :]
+    s2 = pt.swapaxes(weighted_resp[:, :, None] * diff, -1, -2) @ diff
+    terms = pt.switch(pt.gt(step.resp, 0.0), step.resp * step.log_resp, 0.0)
     return SufficientStats(
-        nk=nk.reshape((n_restarts, n_components)),
+        nk=weighted_resp.sum(axis=-1).reshape((n_restarts, n_components)),
         s1=s1.reshape((n_restarts, n_components, n_features)),
         s2=s2.reshape((n_restarts, n_components, n_features, n_features)),
         shift=means,
-        log_likelihood=log_likelihood(step.log_norm, sample_weight),
-        entropy=entropy(step.resp, step.log_resp, sample_weight),
+        log_likelihood=(step.log_norm * sample_weight).sum(axis=-1),
+        entropy=-(terms.sum(axis=1) * sample_weight).sum(axis=-1),
         total_weight=sample_weight.sum(),
     )
 

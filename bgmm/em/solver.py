@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
+from pytensor.conditional import ifelse
 
 from bgmm._arrays import readonly
 from bgmm._validation import check_number
@@ -69,7 +70,7 @@ BLOCK_SIZE = 16
 
 #: Bytes of per-chunk intermediates the engine aims for when it chooses the chunk size
 #: (about ``chunk * n_restarts * n_components * (n_features + 2)`` numbers, a few times).
-CHUNK_BYTES = 2**21
+CHUNK_BYTES = 2**23
 
 #: Rows per call of the final E step and of ``evaluate`` (the output is written in place).
 PIECE_ROWS = 2**15
@@ -223,7 +224,9 @@ def _function(inputs, outputs, mode):
     # PyTensor's scan_pushout rewrites move the per-chunk work that depends only on the
     # chunk and theta out of the scan over chunks, computing it for all rows at once: the
     # (n_samples, n_components, n_features) arrays the chunks exist to avoid.
-    mode = pytensor.compile.mode.get_mode(mode).excluding("scan_pushout")
+    mode = pytensor.compile.mode.get_mode(mode).excluding(
+        "scan_pushout_seqs_ops", "scan_pushout_dot1", "scan_pushout_add"
+    )
     fn = pytensor.function(inputs, outputs, mode=mode)
     # Inputs are built by this module with the right dtypes; skipping PyTensor's checks
     # lets device arrays (the data) pass to the compiled graph without a copy to the host.
@@ -252,7 +255,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
     tol = pt.scalar("tol", dtype=dtype)
     n_active = pt.scalar("n_active", dtype="int64")
 
-    def iteration(step, w, mu, cov, ll_prev, stopped):
+    def compute(step, w, mu, cov, ll_prev, stopped):
         factors = graph.factorize(cov)
         stats = data_statistics(data, w, mu, factors)
         new = m_step(stats, reg_covar)
@@ -271,13 +274,33 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
             pt.switch(keep[:, None, None, None], cov, new.covariances),
             pt.switch(keep, ll_prev, pt.cast(stats.log_likelihood, dtype)),
             keep | converged | singular,
-            stats.nk,
-            stats.entropy,
-            q,
-            gap,
-            factors.pivots,
+            pt.cast(stats.nk, dtype),
+            pt.cast(stats.entropy, dtype),
+            pt.cast(q, dtype),
+            pt.cast(gap, dtype),
+            pt.cast(factors.pivots, dtype),
             converged,
         ]
+
+    def iteration(step, w, mu, cov, ll_prev, stopped):
+        # Once every restart has stopped (or the block is past n_active), the rest of the
+        # block passes theta through without touching the data: a lazy branch (lax.cond).
+        idle = pt.all(stopped) | pt.ge(step, n_active)
+        nan = np.array(np.nan, dtype=dtype)
+        passed = [
+            w,
+            mu,
+            cov,
+            ll_prev,
+            pt.ones_like(stopped),
+            pt.full_like(w, nan),
+            pt.full_like(ll_prev, nan),
+            pt.full_like(ll_prev, nan),
+            pt.full_like(ll_prev, nan),
+            pt.full_like(w, nan),
+            pt.zeros_like(stopped),
+        ]
+        return list(ifelse(idle, passed, compute(step, w, mu, cov, ll_prev, stopped)))
 
     outputs = pytensor.scan(
         iteration,
