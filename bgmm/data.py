@@ -11,6 +11,7 @@ writes the transpose (one column per sample).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,60 @@ import pandas as pd
 import scipy.sparse
 import xarray as xr
 
-from bgmm._arrays import readonly
+from bgmm._arrays import aligned_copy, all_finite, readonly
 from bgmm._validation import check_number
 
-__all__ = ["GMMData", "Standardization", "as_data", "check_features", "check_n_components"]
+__all__ = [
+    "GMMData",
+    "RowLabels",
+    "Standardization",
+    "as_data",
+    "check_features",
+    "check_n_components",
+]
+
+
+class RowLabels(Sequence[str]):
+    """The labels ``"0", "1", ..., "n-1"`` of rows that have no names, made on demand.
+
+    Behaves as the tuple of those strings (length, indexing, iteration, equality with a
+    tuple or list) without holding ``n`` Python strings: a million unnamed rows cost
+    nothing here.
+
+    Parameters
+    ----------
+    n : int
+        The number of rows.
+    """
+
+    __slots__ = ("_n",)
+
+    def __init__(self, n: int):
+        self._n = int(n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(str(i) for i in range(self._n)[index])
+        return str(range(self._n)[index])
+
+    def __iter__(self):
+        return map(str, range(self._n))
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, RowLabels):
+            return self._n == other._n
+        if isinstance(other, tuple | list):
+            return len(other) == self._n and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))  # as the equal tuple's
+
+    def __repr__(self) -> str:
+        return f"RowLabels({self._n})"
 
 
 # Results and containers are documented by their attributes, not by __init__.
@@ -209,7 +260,10 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
             f"choose numeric columns by name with columns=[...] or convert them to numbers."
         )
     values = df.to_numpy(dtype=np.float64)
-    return values, tuple(str(c) for c in df.columns), tuple(str(i) for i in df.index)
+    index = df.index
+    default = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    rows = RowLabels(len(index)) if default else tuple(str(i) for i in index)
+    return values, tuple(str(c) for c in df.columns), rows
 
 
 def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
@@ -236,7 +290,7 @@ def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
             f"check the delimiter and that every row has the same number of fields."
         ) from None
     values, names, _ = _from_frame(df, columns, f"'{path}'")
-    return values, names, tuple(str(i) for i in range(len(df)))
+    return values, names, RowLabels(len(df))
 
 
 def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
@@ -254,9 +308,9 @@ def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
     def labels(dim):
         if dim in da.coords:
             return tuple(str(v) for v in da[dim].values)
-        return tuple(str(i) for i in range(da.sizes[dim]))
+        return RowLabels(da.sizes[dim])
 
-    return da.to_numpy().astype(np.float64), labels(feature_dim), labels(obs_dim)
+    return da.to_numpy(), labels(feature_dim), labels(obs_dim)
 
 
 def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
@@ -298,7 +352,7 @@ def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
             f"X must be 2-D (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}."
         )
     names = tuple(f"x{j}" for j in range(arr.shape[1]))
-    return arr.astype(np.float64), names, tuple(str(i) for i in range(arr.shape[0]))
+    return arr, names, RowLabels(arr.shape[0])
 
 
 def as_data(
@@ -364,17 +418,21 @@ def as_data(
             )
         names = tuple(feature_names)
     _check_not_empty(values.shape, src)
-    if not np.isfinite(values).all():
+    if not all_finite(values):
         raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
+    # The one copy of the data (never a view of the caller's array), 64-byte aligned so
+    # that the EM engine's JAX device reads it in place.
+    values = aligned_copy(values)
     standardization = None
     if standardize:
         # Divide by each column's largest magnitude first, so that data whose squares
         # overflow (|x| near 1e300) still give a finite mean and standard deviation.
-        magnitude = np.abs(values).max(axis=0)
+        magnitude = np.maximum(values.max(axis=0), -values.min(axis=0))
         magnitude[magnitude == 0] = 1.0
         unit = values / magnitude
         center = unit.mean(axis=0) * magnitude
         scale = unit.std(axis=0) * magnitude
+        del unit
         constant = [names[j] for j in np.flatnonzero(scale == 0)]
         if constant:
             raise ValueError(
@@ -382,8 +440,10 @@ def as_data(
                 f"drop them or use standardize=False."
             )
         standardization = Standardization(readonly(center), readonly(scale))
-        values = standardization.transform(values)
-    return GMMData(readonly(values), names, obs, src, standardization)
+        values -= standardization.center  # in place: the same as transform(values)
+        values /= standardization.scale
+    values.setflags(write=False)
+    return GMMData(values, names, obs, src, standardization)
 
 
 def check_n_components(data: GMMData, n_components: Any) -> int:

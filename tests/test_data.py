@@ -171,3 +171,31 @@ def test_constant_feature_cannot_be_standardized():
         ValueError, match=re.escape("cannot standardise constant feature(s) ['x1']")
     ):
         as_data(np.array([[1.0, 2.0], [3.0, 2.0]]), standardize=True)
+
+
+def test_data_is_one_aligned_copy_never_a_view_of_the_callers_array():
+    X = np.arange(24.0).reshape(12, 2)
+    data = as_data(X)
+    assert data.values.ctypes.data % 64 == 0  # the EM device reads it in place
+    assert not np.shares_memory(data.values, X)
+    X[0, 0] = 99.0
+    assert data.values[0, 0] == 0.0
+    Xi = np.arange(24).reshape(12, 2)  # integers become float64
+    np.testing.assert_array_equal(as_data(Xi).values, Xi)
+    assert as_data(Xi).values.dtype == np.float64
+
+
+def test_unnamed_rows_get_labels_made_on_demand():
+    from bgmm.data import RowLabels
+
+    data = as_data(np.zeros((1_000_000, 1)))
+    labels = data.obs_names
+    assert isinstance(labels, RowLabels)
+    assert len(labels) == 1_000_000
+    assert labels[0] == "0" and labels[-1] == "999999" and labels[10:13] == ("10", "11", "12")
+    assert RowLabels(3) == ("0", "1", "2") == RowLabels(3)
+    assert RowLabels(3) != ("0", "1") and RowLabels(3) != ("0", "1", "3")
+    assert list(RowLabels(2)) == ["0", "1"] and hash(RowLabels(2)) == hash(("0", "1"))
+    frame = pd.DataFrame({"a": [1.0, 2.0]}, index=[5, 7])
+    assert as_data(frame).obs_names == ("5", "7")
+    assert isinstance(as_data(pd.DataFrame({"a": [1.0, 2.0]})).obs_names, RowLabels)

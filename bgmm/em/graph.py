@@ -392,8 +392,8 @@ def chunk_statistics(X, sample_weight, weights, means, factors: Factorization) -
     ----------
     X : tensor of shape (n_samples, n_features)
         A chunk of rows.
-    sample_weight : tensor of shape (n_samples,)
-        :math:`w_n` (0 for padding rows).
+    sample_weight : tensor of shape (n_samples,) or None
+        :math:`w_n`; None for unit weights (no array of ones is stored).
     weights : tensor of shape (n_restarts, n_components)
         :math:`\pi`, one mixture per restart.
     means : tensor of shape (n_restarts, n_components, n_features)
@@ -417,18 +417,26 @@ def chunk_statistics(X, sample_weight, weights, means, factors: Factorization) -
     log_phi = _log_density_from_white(white, factors.log_det.reshape((flat,)), n_features)
     weighted = log_phi.reshape((n_restarts, n_components, n_rows)) + pt.log(weights)[:, :, None]
     step = e_step(weighted, axis=1)  # over the components of each restart
-    weighted_resp = (step.resp * sample_weight).reshape((flat, n_rows))
-    s1 = (weighted_resp[:, None, :] @ diff)[:, 0, :]
-    s2 = pt.swapaxes(weighted_resp[:, :, None] * diff, -1, -2) @ diff
-    terms = pt.switch(pt.gt(step.resp, 0.0), step.resp * step.log_resp, 0.0)
+    per_row = step.log_norm, -pt.switch(pt.gt(step.resp, 0.0), step.resp * step.log_resp, 0.0)
+    if sample_weight is None:
+        weighted_resp = step.resp.reshape((flat, n_rows))
+        log_norm, terms = per_row
+        total_weight = pt.cast(n_rows, X.dtype)
+    else:
+        weighted_resp = (step.resp * sample_weight).reshape((flat, n_rows))
+        log_norm, terms = step.log_norm * sample_weight, per_row[1] * sample_weight
+        total_weight = sample_weight.sum()
+    weighted_diff = weighted_resp[:, :, None] * diff
+    s1 = weighted_diff.sum(axis=1)
+    s2 = pt.swapaxes(weighted_diff, -1, -2) @ diff
     return SufficientStats(
         nk=weighted_resp.sum(axis=-1).reshape((n_restarts, n_components)),
         s1=s1.reshape((n_restarts, n_components, n_features)),
         s2=s2.reshape((n_restarts, n_components, n_features, n_features)),
         shift=means,
-        log_likelihood=(step.log_norm * sample_weight).sum(axis=-1),
-        entropy=-(terms.sum(axis=1) * sample_weight).sum(axis=-1),
-        total_weight=sample_weight.sum(),
+        log_likelihood=log_norm.sum(axis=-1),
+        entropy=terms.sum(axis=(1, 2)),
+        total_weight=total_weight,
     )
 
 

@@ -35,7 +35,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.conditional import ifelse
 
-from bgmm._arrays import readonly
+from bgmm._arrays import largest_magnitude, readonly
 from bgmm._validation import check_number
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
@@ -72,7 +72,8 @@ BLOCK_SIZE = 16
 #: (about ``chunk * n_restarts * n_components * (n_features + 2)`` numbers, a few times).
 CHUNK_BYTES = 2**23
 
-#: Rows per call of the final E step and of ``evaluate`` (the output is written in place).
+#: Most rows per call of the final E step and of ``evaluate`` (the output is written in
+#: place); fewer when one piece's intermediates would exceed ``CHUNK_BYTES``.
 PIECE_ROWS = 2**15
 
 #: Columns of ``EMResult.history``, one row per iteration t = 1, 2, ...
@@ -210,6 +211,7 @@ class Shapes(NamedTuple):
     n_chunks: int = 1
     chunk_rows: int = 1
     n_rest: int = 0
+    weighted: bool = True  # False: unit sample weights, no weight arrays
 
 
 def _compiled_block(shapes: Shapes) -> Callable[..., Any]:
@@ -240,11 +242,14 @@ def _function(inputs, outputs, mode):
 def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
     d, k, r, dtype = shapes.n_features, shapes.n_components, shapes.n_restarts, shapes.dtype
     m, c, rest = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest
+    weighted = shapes.weighted
     data = ChunkedData(
         chunks=pt.tensor("chunks", shape=(m, c, d), dtype=dtype),
-        chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype),
-        rest=pt.tensor("rest", shape=(rest, d), dtype=dtype),
-        rest_weights=pt.tensor("rest_weights", shape=(rest,), dtype=dtype),
+        chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype) if weighted else None,
+        rest=pt.tensor("rest", shape=(rest, d), dtype=dtype) if rest else None,
+        rest_weights=(
+            pt.tensor("rest_weights", shape=(rest,), dtype=dtype) if weighted and rest else None
+        ),
     )
     weights = pt.tensor("weights", shape=(r, k), dtype=dtype)
     means = pt.tensor("means", shape=(r, k, d), dtype=dtype)
@@ -308,8 +313,19 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
         outputs_info=[weights, means, covariances, log_likelihood, done, *([None] * 6)],
         return_updates=False,
     )
+    data_inputs = [v for v in data if v is not None]
     return _function(
-        [*data, weights, means, covariances, log_likelihood, done, reg_covar, tol, n_active],
+        [
+            *data_inputs,
+            weights,
+            means,
+            covariances,
+            log_likelihood,
+            done,
+            reg_covar,
+            tol,
+            n_active,
+        ],
         list(outputs),
         mode,
     )
@@ -361,11 +377,11 @@ def _check_dtype(dtype) -> str:
 def _check_scale(data: GMMData, dtype: str) -> None:
     """Refuse data whose squared differences, summed over the samples, overflow ``dtype``."""
     values = data.values
-    largest = float(np.abs(values).max())
+    largest = largest_magnitude(values)
     n, d = values.shape
     limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * n * d)))
     if largest > limit:
-        column = data.feature_names[int(np.abs(values).max(axis=0).argmax())]
+        column = data.feature_names[int(np.maximum(values.max(0), -values.min(0)).argmax())]
         raise ValueError(
             f"X holds values as large as {largest:.3g} in magnitude (column {column!r}): "
             f"their squares, summed over {n} samples, overflow {dtype} (largest usable "
@@ -429,12 +445,21 @@ def _singular_message(components, covariances, where, reg_covar=None) -> str:
 
 
 class DeviceData(NamedTuple):
-    """The rows as the compiled block reads them: equal chunks and the remainder."""
+    """The rows as the compiled block reads them: equal chunks and the remainder.
+
+    The weights are None for unit weights, ``rest`` when the chunks hold every row. On the
+    CPU the chunks are the data's own
+    (aligned) memory, read in place; on an accelerator, one copy.
+    """
 
     chunks: Any
     chunk_weights: Any
     rest: Any
     rest_weights: Any
+
+    def inputs(self) -> list:
+        """The arrays, in the order the compiled block takes them."""
+        return [a for a in self if a is not None]
 
 
 def _chunk_rows(n_samples, n_mixture_components, n_features, chunk_size, dtype) -> int:
@@ -446,13 +471,12 @@ def _chunk_rows(n_samples, n_mixture_components, n_features, chunk_size, dtype) 
 
 def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -> DeviceData:
     n, d = values.shape
-    if sample_weight is None:
-        sample_weight = np.ones(n)
     n_chunks = n // chunk_rows
     split = n_chunks * chunk_rows
 
     def put(a, shape):
-        # A reshape of the leading rows is a view; the only copy is the device's own.
+        # A reshape of the leading rows is a view. JAX's CPU device reads a 64-byte aligned
+        # array in place (as_data aligns the data); an accelerator keeps one copy.
         a = np.ascontiguousarray(a, dtype=dtype).reshape(shape)
         if COMPILE_MODE != "JAX":
             return a
@@ -466,42 +490,63 @@ def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -
         assert out.dtype == a.dtype, (out.dtype, a.dtype)
         return out
 
+    weighted = sample_weight is not None
     return DeviceData(
         chunks=put(values[:split], (n_chunks, chunk_rows, d)),
-        chunk_weights=put(sample_weight[:split], (n_chunks, chunk_rows)),
-        rest=put(values[split:], (n - split, d)),
-        rest_weights=put(sample_weight[split:], (n - split,)),
+        chunk_weights=put(sample_weight[:split], (n_chunks, chunk_rows)) if weighted else None,
+        rest=put(values[split:], (n - split, d)) if split < n else None,
+        rest_weights=(
+            put(sample_weight[split:], (n - split,)) if weighted and split < n else None
+        ),
     )
 
 
-def _pieces(n_samples: int):
-    """Row ranges of at most ``PIECE_ROWS`` rows, and the row count each call is padded to."""
-    size = PIECE_ROWS if n_samples >= PIECE_ROWS else max(8, 1 << (n_samples - 1).bit_length())
+def _pieces(n_samples: int, n_components: int, n_features: int, dtype: str):
+    """Row ranges of the final E step, and the row count each call is padded to.
+
+    A power of two (few distinct compiled shapes), at most ``PIECE_ROWS`` and within the
+    chunk budget ``CHUNK_BYTES``.
+    """
+    budget = _chunk_rows(PIECE_ROWS, n_components, n_features, None, dtype)
+    most = 1 << (budget.bit_length() - 1)
+    size = most if n_samples >= most else max(8, 1 << (n_samples - 1).bit_length())
     for start in range(0, n_samples, size):
         yield start, min(start + size, n_samples), size
 
 
-def _e_step_rows(params: GMMParams, values: np.ndarray, dtype: str, *, densities=False):
+class RowResults(NamedTuple):
+    """The E step on every row (``_e_step_rows``); outputs not asked for are None."""
+
+    log_resp: np.ndarray
+    log_norm: np.ndarray | None
+    log_phi: np.ndarray | None
+    pivots: np.ndarray
+
+
+def _e_step_rows(
+    params: GMMParams, values: np.ndarray, dtype: str, *, norms=True, densities=False
+) -> RowResults:
     """The E step on every row, a piece at a time, written into preallocated arrays."""
     n, k = values.shape[0], params.n_components
     fns = _compiled_mixture(params.n_features, k, dtype)
     theta = [np.asarray(a, dtype=dtype) for a in (params.weights, params.means)]
     theta.append(np.asarray(params.covariances, dtype=dtype))
     log_resp = np.empty((n, k))
-    log_norm = np.empty(n)
+    log_norm = np.empty(n) if norms else None
     log_phi = np.empty((n, k)) if densities else None
     pivots = None
-    for start, stop, size in _pieces(n):
+    for start, stop, size in _pieces(n, k, params.n_features, dtype):
         piece = np.zeros((size, values.shape[1]), dtype=dtype)
         piece[: stop - start] = values[start:stop]
         out = Evaluation(*fns.evaluate(piece, *theta))
         rows = slice(0, stop - start)
         log_resp[start:stop] = np.asarray(out.log_resp)[rows]
-        log_norm[start:stop] = np.asarray(out.log_norm)[rows]
+        if norms:
+            log_norm[start:stop] = np.asarray(out.log_norm)[rows]
         if densities:
             log_phi[start:stop] = np.asarray(out.log_phi)[rows]
         pivots = np.asarray(out.pivots)
-    return log_resp, log_norm, log_phi, pivots
+    return RowResults(log_resp, log_norm, log_phi, pivots)
 
 
 # --------------------------------------------------------------------------------------
@@ -690,7 +735,7 @@ def _run_restarts(block, data: DeviceData, starts, reg_covar, tol, max_iter, tot
         stopped = np.array([run.finished for run in runs])
         raw = BlockOutputs(
             *block(
-                *data,
+                *data.inputs(),
                 *theta,
                 log_likelihood,
                 stopped,
@@ -864,7 +909,8 @@ def fit_em(
         dtype,
         n_chunks=device.chunks.shape[0],
         chunk_rows=rows,
-        n_rest=device.rest.shape[0],
+        n_rest=0 if device.rest is None else device.rest.shape[0],
+        weighted=weights is not None,
     )
     runs = _run_restarts(
         _compiled_block(shapes),
@@ -876,7 +922,14 @@ def fit_em(
         total,
         dtype,
     )
-    del device  # the final E step reads the rows from the host, a piece at a time
+    # The final E step reads the rows from the host, a piece at a time. When the caller
+    # passed a float64 array, it reads that array (as_data's copy holds the same values)
+    # and the copy, made for the device, is released before resp is allocated.
+    n_samples, feature_names = data.n_samples, data.feature_names
+    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.shape == values.shape:
+        del data, values
+        values = X
+    del device
     finals = [run.log_likelihood for run in runs]
     if callback is not None:
         for i, ll in enumerate(finals):
@@ -893,7 +946,7 @@ def fit_em(
             SingularCovarianceWarning,
             stacklevel=2,
         )
-        resp = np.full((data.n_samples, n_components), np.nan)
+        resp = np.full((n_samples, n_components), np.nan)
     else:
         if not run.converged and tol > 0:
             warnings.warn(
@@ -902,7 +955,7 @@ def fit_em(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        log_resp = _e_step_rows(params, values, dtype)[0]
+        log_resp = _e_step_rows(params, values, dtype, norms=False).log_resp
         resp = np.exp(log_resp, out=log_resp)
     history = np.array(run.rows, dtype=[(f, "f8") for f in HISTORY_FIELDS])
     history.setflags(write=False)
@@ -916,7 +969,7 @@ def fit_em(
         converged=run.converged,
         history=history,
         init_log_likelihoods=readonly(finals),
-        feature_names=data.feature_names,
+        feature_names=feature_names,
         total_weight=total,
     )
 
@@ -946,8 +999,8 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
     SingularCovarianceError
         A covariance of ``params`` is singular.
     """
-    log_resp, log_norm, _ = _evaluate_all(params, X, densities=False)
-    return log_resp, log_norm
+    rows = _evaluate_all(params, X, densities=False)
+    return rows.log_resp, rows.log_norm
 
 
 def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
@@ -974,19 +1027,17 @@ def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
     SingularCovarianceError
         A covariance of ``params`` is singular.
     """
-    return _evaluate_all(params, X, densities=True)[2]
+    return _evaluate_all(params, X, densities=True).log_phi
 
 
-def _evaluate_all(params: GMMParams, X: Any, *, densities: bool):
+def _evaluate_all(params: GMMParams, X: Any, *, densities: bool) -> RowResults:
     data = X if isinstance(X, GMMData) else as_data(X)
     check_features(data, params.n_features)
     _check_scale(data, "float64")
-    log_resp, log_norm, log_phi, pivots = _e_step_rows(
-        params, data.values, "float64", densities=densities
-    )
-    bad = _singular_components(pivots)
+    rows = _e_step_rows(params, data.values, "float64", densities=densities)
+    bad = _singular_components(rows.pivots)
     if bad:
         raise SingularCovarianceError(
             _singular_message(bad, params.covariances, "in these parameters")
         )
-    return log_resp, log_norm, log_phi
+    return rows

@@ -27,18 +27,18 @@ class ChunkedData(NamedTuple):  # numpydoc ignore=PR01
     ----------
     chunks : tensor of shape (n_chunks, chunk_size, n_features)
         The first ``n_chunks * chunk_size`` rows.
-    chunk_weights : tensor of shape (n_chunks, chunk_size)
-        Their sample weights.
-    rest : tensor of shape (n_rest, n_features)
-        The remaining rows (possibly none).
-    rest_weights : tensor of shape (n_rest,)
-        Their sample weights.
+    chunk_weights : tensor of shape (n_chunks, chunk_size) or None
+        Their sample weights; None for unit weights.
+    rest : tensor of shape (n_rest, n_features) or None
+        The remaining rows; None when the chunks hold every row.
+    rest_weights : tensor of shape (n_rest,) or None
+        Their sample weights; None for unit weights or no remainder.
     """
 
     chunks: pt.TensorVariable
-    chunk_weights: pt.TensorVariable
-    rest: pt.TensorVariable
-    rest_weights: pt.TensorVariable
+    chunk_weights: pt.TensorVariable | None
+    rest: pt.TensorVariable | None
+    rest_weights: pt.TensorVariable | None
 
 
 class MStep(NamedTuple):  # numpydoc ignore=PR01
@@ -124,33 +124,41 @@ def data_statistics(data: ChunkedData, weights, means, factors) -> SufficientSta
     SufficientStats
         Summed over all rows.
     """
-    rest = graph.chunk_statistics(data.rest, data.rest_weights, weights, means, factors)
+    weighted = data.chunk_weights is not None
+    rest = None
+    if data.rest is not None:
+        rest = graph.chunk_statistics(data.rest, data.rest_weights, weights, means, factors)
 
-    def accumulate(x, w, nk, s1, s2, ll, ent):
+    def accumulate(x, *state):
+        w, sums = (state[0], state[1:]) if weighted else (None, state)
         st = graph.chunk_statistics(x, w, weights, means, factors)
         # Constants such as ln(2 pi) are float64: keep each running sum in the data's dtype.
         return [
             pt.cast(total + part, total.dtype)
             for total, part in zip(
-                (nk, s1, s2, ll, ent),
-                (st.nk, st.s1, st.s2, st.log_likelihood, st.entropy),
-                strict=True,
+                sums, (st.nk, st.s1, st.s2, st.log_likelihood, st.entropy), strict=True
             )
         ]
 
+    batch, dtype = tuple(means.type.shape[:-1]), data.chunks.dtype
+    n_features = means.type.shape[-1]
     init = [
-        pt.zeros_like(rest.nk),
-        pt.zeros_like(rest.s1),
-        pt.zeros_like(rest.s2),
-        pt.zeros_like(rest.log_likelihood),
-        pt.zeros_like(rest.entropy),
+        pt.zeros(batch, dtype=dtype),
+        pt.zeros((*batch, n_features), dtype=dtype),
+        pt.zeros((*batch, n_features, n_features), dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
     ]
     sums = pytensor.scan(
         accumulate,
-        sequences=[data.chunks, data.chunk_weights],
+        sequences=[data.chunks, data.chunk_weights] if weighted else [data.chunks],
         outputs_info=init,
         return_updates=False,
     )
     nk, s1, s2, ll, ent = (s[-1] for s in sums)
-    chunked = SufficientStats(nk, s1, s2, means, ll, ent, data.chunk_weights.sum())
-    return combine(chunked, rest)
+    n_chunks, chunk_rows = data.chunks.shape[0], data.chunks.shape[1]
+    chunk_total = (
+        data.chunk_weights.sum() if weighted else pt.cast(n_chunks * chunk_rows, ll.dtype)
+    )
+    chunked = SufficientStats(nk, s1, s2, means, ll, ent, chunk_total)
+    return chunked if rest is None else combine(chunked, rest)

@@ -1,5 +1,6 @@
 """The sufficient-statistics engine: chunking, sample weights, numerics wherever clusters sit."""
 
+import functools
 import re
 import subprocess
 import sys
@@ -7,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -227,3 +230,104 @@ def test_em_package_imports_neither_pymc_nor_arviz():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- blocks, weights, memory
+
+
+def test_stopping_is_exact_across_blocks_and_idle_iterations(problem):
+    """max_iter = t gives the first t iterations of a longer run, on either side of a block
+    boundary (the iterations a block runs after every restart stopped change nothing)."""
+    from bgmm.em.solver import BLOCK_SIZE
+
+    data, start = problem
+    kw = {"tol": 0.0, "reg_covar": 1e-4, "n_init": 1, **start_of(start)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = fit_em(data, 3, max_iter=2 * BLOCK_SIZE + 3, **kw)
+        for t in (1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 2 * BLOCK_SIZE + 2):
+            part = fit_em(data, 3, max_iter=t, **kw)
+            assert part.n_iter == t
+            np.testing.assert_array_equal(part.history_frame(), full.history_frame()[:t])
+    # tol: the returned iteration is the first whose change is below tol
+    changes = np.abs(np.diff(full.history["log_likelihood"])) / data.n_samples
+    tol = float(np.sort(changes)[len(changes) // 2])
+    first = int(np.flatnonzero(changes < tol)[0]) + 2  # change t-1 -> t is at index t-2
+    res = fit_em(data, 3, max_iter=500, **{**kw, "tol": tol})
+    assert res.converged and res.n_iter == first
+
+
+def test_unit_weights_need_no_weight_array(problem):
+    data, start = problem
+    kw = {"max_iter": 5, "tol": 0.0, "reg_covar": 1e-4, **start_of(start)}
+    plain = fit_em(data, 3, **kw)
+    ones = fit_em(data, 3, sample_weight=np.ones(data.n_samples), **kw)
+    for name in ("weights", "means", "covariances", "resp"):
+        np.testing.assert_allclose(getattr(plain, name), getattr(ones, name), rtol=1e-12)
+    np.testing.assert_allclose(plain.history_frame(), ones.history_frame(), rtol=1e-12)
+
+
+def test_the_cpu_device_reads_the_data_in_place():
+    """No second copy of the data for the JAX CPU device: the chunks alias as_data's copy."""
+    jax = pytest.importorskip("jax")
+    from bgmm import as_data
+    from bgmm.em import solver
+
+    if solver.COMPILE_MODE != "JAX" or jax.default_backend() != "cpu":
+        pytest.skip("aliasing applies to JAX's CPU device")
+    values = as_data(np.random.default_rng(0).normal(size=(1000, 3))).values
+    device = solver._to_device(values, None, 128, "float64")
+    assert device.chunk_weights is None and device.rest_weights is None
+    assert device.chunks.unsafe_buffer_pointer() == values.ctypes.data
+
+
+def test_fit_releases_its_copy_of_a_float64_array_before_resp():
+    """The final E step reads the caller's array; results equal those of a GMMData input."""
+    from bgmm import as_data
+
+    X = simulate(make_params(2, 2, seed=8, spread=4.0), 500, random_state=9).data.values
+    X = np.array(X)
+    a = fit_em(X, 2, random_state=0, max_iter=30)
+    b = fit_em(as_data(X), 2, random_state=0, max_iter=30)
+    np.testing.assert_array_equal(a.resp, b.resp)
+    np.testing.assert_array_equal(a.means, b.means)
+
+
+# ---------------------------------------------------------------- location and scale
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    log_scale=st.floats(min_value=-100.0, max_value=100.0),
+    log_shift=st.floats(min_value=0.0, max_value=7.0),
+    sign=st.sampled_from([-1.0, 1.0]),
+)
+def test_fit_is_equivariant_under_location_and_scale(log_scale, log_shift, sign):
+    """Fitting s X + c from the moved start gives the moved fit of X, to 1e-7 relative,
+    for scales 1e-100 .. 1e100 and shifts up to 1e7 cluster widths."""
+    X, start = _equivariance_problem()
+    s, c = 10.0**log_scale, sign * 10.0**log_shift * 10.0**log_scale
+    kw = {"max_iter": 8, "tol": 0.0, "reg_covar": 0.0}
+    ref = fit_em(X, 2, **start_of(start), **kw)
+    moved = fit_em(
+        s * X + c,
+        2,
+        weights_init=start.weights,
+        means_init=s * start.means + c,
+        covariances_init=start.covariances * s**2,
+        **kw,
+    )
+    np.testing.assert_allclose(moved.weights, ref.weights, rtol=1e-7)
+    np.testing.assert_allclose((moved.means - c) / s, ref.means, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(moved.covariances / s**2, ref.covariances, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(moved.resp, ref.resp, atol=1e-7)
+    n, d = X.shape
+    np.testing.assert_allclose(
+        moved.log_likelihood + n * d * np.log(s), ref.log_likelihood, rtol=1e-9, atol=1e-6
+    )
+
+
+@functools.cache
+def _equivariance_problem():
+    data = simulate(make_params(2, 2, seed=31, spread=3.0), 200, random_state=32).data
+    return np.array(data.values), make_params(2, 2, seed=33, spread=2.0)
