@@ -198,6 +198,7 @@ class MixtureFunctions(NamedTuple):
     """Compiled functions of one mixture (no data shape): the E step on rows, the M step."""
 
     evaluate: Callable[..., Any]
+    responsibilities: Callable[..., Any]  # gamma alone: the final E step of a fit
     m_step: Callable[..., Any]
 
 
@@ -223,11 +224,17 @@ def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> Mixture
 
 
 def _function(inputs, outputs, mode):
-    # PyTensor's scan_pushout rewrites move the per-chunk work that depends only on the
-    # chunk and theta out of the scan over chunks, computing it for all rows at once: the
-    # (n_samples, n_components, n_features) arrays the chunks exist to avoid.
+    # PyTensor's scan_pushout rewrites for sequences move the per-chunk work out of the
+    # scan over chunks, computing it for all rows at once: the (n_components, n_samples,
+    # n_features) arrays the chunks exist to avoid (the non-sequence push-out, which keeps
+    # the Cholesky factors out of the loop, stays). Its "symbolic_op_recognition" rewrites
+    # turn the E step, already shifted by its maximum, into a softmax plus a separate
+    # logsumexp: two exponentials per entry instead of one.
     mode = pytensor.compile.mode.get_mode(mode).excluding(
-        "scan_pushout_seqs_ops", "scan_pushout_dot1", "scan_pushout_add"
+        "scan_pushout_seqs_ops",
+        "scan_pushout_dot1",
+        "scan_pushout_add",
+        "symbolic_op_recognition",
     )
     fn = pytensor.function(inputs, outputs, mode=mode)
     # Inputs are built by this module with the right dtypes; skipping PyTensor's checks
@@ -344,6 +351,7 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
     evaluate_fn = _function(
         [X, w1, mu1, cov1], [step.log_resp, step.log_norm, log_phi, factors.pivots], mode
     )
+    resp_fn = _function([X, w1, mu1, cov1], step.resp, mode)
 
     # The M step alone, from statistics computed elsewhere (the starting partition).
     nk = pt.tensor("nk", shape=(k,), dtype=dtype)
@@ -356,7 +364,7 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
     m_step_fn = _function(
         [nk, s1, s2, shift, total, reg_covar], [new.weights, new.means, new.covariances], mode
     )
-    return MixtureFunctions(evaluate=evaluate_fn, m_step=m_step_fn)
+    return MixtureFunctions(evaluate=evaluate_fn, responsibilities=resp_fn, m_step=m_step_fn)
 
 
 # --------------------------------------------------------------------------------------
@@ -501,30 +509,34 @@ def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -
     )
 
 
-def _pieces(n_samples: int, n_components: int, n_features: int, dtype: str):
-    """Row ranges of the final E step, and the row count each call is padded to.
+def _padded_pieces(values: np.ndarray, n_components: int, dtype: str):
+    """``(start, stop, piece)`` over the rows, each piece zero-padded to a power of two.
 
-    A power of two (few distinct compiled shapes), at most ``PIECE_ROWS`` and within the
-    chunk budget ``CHUNK_BYTES``.
+    Pieces have at most ``PIECE_ROWS`` rows and stay within the chunk budget
+    ``CHUNK_BYTES``; padding keeps the number of distinct compiled shapes small.
     """
+    n_samples, n_features = values.shape
     budget = _chunk_rows(PIECE_ROWS, n_components, n_features, None, dtype)
     most = 1 << (budget.bit_length() - 1)
     size = most if n_samples >= most else max(8, 1 << (n_samples - 1).bit_length())
     for start in range(0, n_samples, size):
-        yield start, min(start + size, n_samples), size
+        stop = min(start + size, n_samples)
+        piece = np.zeros((size, n_features), dtype=dtype)
+        piece[: stop - start] = values[start:stop]
+        yield start, stop, piece
 
 
 class RowResults(NamedTuple):
-    """The E step on every row (``_e_step_rows``); outputs not asked for are None."""
+    """The E step on every row (``_e_step_rows``); ``log_phi`` is None unless asked for."""
 
     log_resp: np.ndarray
-    log_norm: np.ndarray | None
+    log_norm: np.ndarray
     log_phi: np.ndarray | None
     pivots: np.ndarray
 
 
 def _e_step_rows(
-    params: GMMParams, values: np.ndarray, dtype: str, *, norms=True, densities=False
+    params: GMMParams, values: np.ndarray, dtype: str, *, densities=False
 ) -> RowResults:
     """The E step on every row, a piece at a time, written into preallocated arrays."""
     n, k = values.shape[0], params.n_components
@@ -532,21 +544,30 @@ def _e_step_rows(
     theta = [np.asarray(a, dtype=dtype) for a in (params.weights, params.means)]
     theta.append(np.asarray(params.covariances, dtype=dtype))
     log_resp = np.empty((n, k))
-    log_norm = np.empty(n) if norms else None
+    log_norm = np.empty(n)
     log_phi = np.empty((n, k)) if densities else None
     pivots = None
-    for start, stop, size in _pieces(n, k, params.n_features, dtype):
-        piece = np.zeros((size, values.shape[1]), dtype=dtype)
-        piece[: stop - start] = values[start:stop]
+    for start, stop, piece in _padded_pieces(values, k, dtype):
         out = Evaluation(*fns.evaluate(piece, *theta))
         rows = slice(0, stop - start)
         log_resp[start:stop] = np.asarray(out.log_resp)[rows]
-        if norms:
-            log_norm[start:stop] = np.asarray(out.log_norm)[rows]
+        log_norm[start:stop] = np.asarray(out.log_norm)[rows]
         if densities:
             log_phi[start:stop] = np.asarray(out.log_phi)[rows]
         pivots = np.asarray(out.pivots)
     return RowResults(log_resp, log_norm, log_phi, pivots)
+
+
+def _responsibilities(params: GMMParams, values: np.ndarray, dtype: str) -> np.ndarray:
+    """The final E step of a fit: gamma alone, a piece at a time, into one array."""
+    n, k = values.shape[0], params.n_components
+    fn = _compiled_mixture(params.n_features, k, dtype).responsibilities
+    theta = [np.asarray(a, dtype=dtype) for a in (params.weights, params.means)]
+    theta.append(np.asarray(params.covariances, dtype=dtype))
+    resp = np.empty((n, k))
+    for start, stop, piece in _padded_pieces(values, k, dtype):
+        resp[start:stop] = np.asarray(fn(piece, *theta))[: stop - start]
+    return resp
 
 
 # --------------------------------------------------------------------------------------
@@ -955,8 +976,7 @@ def fit_em(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        log_resp = _e_step_rows(params, values, dtype, norms=False).log_resp
-        resp = np.exp(log_resp, out=log_resp)
+        resp = _responsibilities(params, values, dtype)
     history = np.array(run.rows, dtype=[(f, "f8") for f in HISTORY_FIELDS])
     history.setflags(write=False)
     resp.setflags(write=False)
