@@ -175,7 +175,7 @@ def _run_fit(data, k, method, seed, output, progress, title, settings, backend) 
             f"mean {_fmt_vector(em.means[j], '{:.4f}')}  "
             f"covariance {_fmt_matrix(em.covariances[j], '{:.4f}')}"
         )
-    se = standard_errors(em.params, data)  # once, for the comparison and the report
+    se = standard_errors(em.params, data, em.covariance_type)  # once, for compare and report
     posterior = comparison = None
     if method in ("mcmc", "both"):
         from bgmm.bayes import sample_posterior

@@ -171,7 +171,11 @@ def compare(
                 f"bgmm.bayes.sample_posterior."
             )
     data = as_data(posterior["observed_data"]["x"])
-    se = standard_errors(result.params, data) if standard_error is None else standard_error
+    se = (
+        standard_errors(result.params, data, result.covariance_type)
+        if standard_error is None
+        else standard_error
+    )
     em_ds = em_dataset(result, data.feature_names, se)
     post = posterior["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
     if post.sizes["component"] != result.weights.shape[0]:

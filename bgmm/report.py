@@ -84,7 +84,11 @@ def write_report(
         f"ln p(X | θ) = {em.log_likelihood:.6f}.",
         "",
     ]
-    se = standard_errors(em.params, data) if standard_error is None else standard_error
+    se = (
+        standard_errors(em.params, data, em.covariance_type)
+        if standard_error is None
+        else standard_error
+    )
     em_table = pd.DataFrame(
         {
             "weight": em.weights,

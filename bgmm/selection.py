@@ -25,14 +25,18 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 
+from bgmm.covariance import get_family
 from bgmm.data import GMMData, as_data, check_n_components
 from bgmm.em import fit_em
 
 __all__ = ["n_parameters", "select_k"]
 
 
-def n_parameters(n_components: int, n_features: int) -> int:
-    r"""Free parameters of a full-covariance mixture: :math:`K d (d+1)/2 + K d + K - 1`.
+def n_parameters(n_components: int, n_features: int, covariance_type: str = "full") -> int:
+    r"""Free parameters of a Gaussian mixture (mclust's ``df``).
+
+    The family's covariance parameters (:meth:`bgmm.covariance.CovarianceFamily.n_parameters`;
+    :math:`K d (d+1)/2` for full covariances), :math:`K d` means and :math:`K - 1` weights.
 
     Parameters
     ----------
@@ -40,14 +44,16 @@ def n_parameters(n_components: int, n_features: int) -> int:
         The number of components K.
     n_features : int
         The number of features d.
+    covariance_type : str, default "full"
+        The covariance family (:func:`bgmm.covariance.get_family`).
 
     Returns
     -------
     int
-        Covariances, means and the K - 1 free weights.
+        Covariance parameters, means and the K - 1 free weights.
     """
     k, d = n_components, n_features
-    return k * d * (d + 1) // 2 + k * d + k - 1
+    return get_family(covariance_type, d).n_parameters(k, d) + k * d + k - 1
 
 
 def select_k(

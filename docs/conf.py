@@ -55,7 +55,9 @@ numpydoc_validation_checks = {"all", "ES01", "EX01", "SA01", "SS05", "GL01", "GL
 numpydoc_xref_param_type = False
 # NamedTuple fields carry Python's generated "Alias for field number N" docstrings; the
 # classes document their fields under Attributes.
-numpydoc_validation_exclude = {r"\.(EStep|Factorization|SufficientStats|ChunkedData|MStep)\.\w+$"}
+numpydoc_validation_exclude = {
+    r"\.(EStep|Factorization|SufficientStats|ChunkedData|MStep|Chart)\.\w+$"
+}
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"bgmm {release}"

@@ -20,6 +20,7 @@ PUBLIC_MODULES = (
     "bgmm.em.graph",
     "bgmm.em.stats",
     "bgmm.em.step",
+    "bgmm.covariance",
     "bgmm.bayes",
     "bgmm.compare",
     "bgmm.selection",
@@ -48,6 +49,8 @@ EQUATIONS = (
     "bgmm.bayes.membership",
     "bgmm.bayes.assignment_costs",
     "bgmm.selection.n_parameters",
+    "bgmm.covariance.CovarianceFamily",
+    "bgmm.covariance.CovarianceFamily.m_step",
     "bgmm.selection.select_k",
 )
 
@@ -103,6 +106,9 @@ def test_site_has_every_page(site):
         and '<code class="docutils literal notranslate"><span class="pre">resp</span></code>'
         in derivation
     )
+    # the family table: every one of mclust's fourteen, with its parameter count
+    assert "Covariance families" in derivation
+    assert all(f"<td><p>{name}</p></td>" in derivation for name in ("EII", "VEV", "VVV"))
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)

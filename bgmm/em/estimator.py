@@ -27,8 +27,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default 1
         Number of components K.
-    covariance_type : {"full"}, default "full"
-        Only full covariances are implemented.
+    covariance_type : str, default "full"
+        One of scikit-learn's ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``, or one of
+        mclust's fourteen families ``"EII"`` ... ``"VVV"`` (``"E"`` / ``"V"`` for one
+        feature); see :mod:`bgmm.covariance`.
     tol : float, default 1e-10
         Threshold on the change of the mean per-sample log-likelihood.
     max_iter : int, default 1000
@@ -45,8 +47,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Starting weights.
     means_init : array-like of shape (n_components, n_features), optional
         Starting means.
-    covariances_init : array-like of shape (n_components, n_features, n_features), optional
-        Starting covariances; with all three given, EM starts exactly there.
+    covariances_init : array-like, optional
+        Starting covariances, ``(n_components, n_features, n_features)`` or the shape of
+        ``covariances_`` for ``covariance_type``; with all three given, EM starts exactly
+        there.
     dtype : {"float64", "float32"}, default "float64"
         Precision of the computation (see :func:`bgmm.fit_em`).
     chunk_size : int, optional
@@ -56,7 +60,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     ----------
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
-    covariances_ : ndarray of shape (n_components, n_features, n_features)
+    covariances_ : ndarray
+        In scikit-learn's shape for its names: ``(n_components, n_features, n_features)``
+        for ``"full"`` (and for mclust's names), ``(n_features, n_features)`` for
+        ``"tied"``, ``(n_components, n_features)`` for ``"diag"``, ``(n_components,)`` for
+        ``"spherical"``. ``result_.covariances`` holds the full matrices.
     n_iter_ : int
     converged_ : bool
     log_likelihood_ : float
@@ -148,7 +156,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.result_ = result
         self.weights_ = np.array(result.weights)
         self.means_ = np.array(result.means)
-        self.covariances_ = np.array(result.covariances)
+        self.covariances_ = result.family.compact(result.covariances)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.log_likelihood_ = result.log_likelihood
@@ -273,8 +281,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return np.array(draws.data.values), draws.labels
 
     def _n_parameters(self) -> int:
-        k, d = self.means_.shape
-        return int(k * d * (d + 1) / 2 + k * d + k - 1)
+        return self.result_.n_parameters
 
     def bic(self, X, sample_weight=None) -> float:
         r"""Bayesian information criterion, :math:`-2 \ln p(X \mid \theta) + p \ln N`.

@@ -122,7 +122,9 @@ def log_det(chol):
     tensor of shape (...)
         :math:`\ln|\Sigma_k|`.
     """
-    return 2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    # acc_dtype: PyTensor's JAX backend would return a float32 sum as float64.
+    log_diagonal = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1))
+    return 2.0 * pt.sum(log_diagonal, axis=-1, acc_dtype=chol.dtype)
 
 
 def inverse_cholesky(chol):
@@ -543,40 +545,52 @@ def kl_divergence(resp_q, log_resp_q, log_resp_p):
     return pt.switch(pt.gt(resp_q, 0.0), resp_q * (log_resp_q - log_resp_p), 0.0).sum()
 
 
-def regularization_gap(covariances_reg, nk, reg_covar):
-    r"""How much adding :math:`\epsilon I` lowers :math:`Q` below its maximum.
+def regularization_gap(nk, scatter, covariances_reg, covariances_best, reg_covar):
+    r"""How much ``reg_covar`` keeps :math:`Q` below its maximum in the family.
 
-    With :math:`S_k = \Sigma_k - \epsilon I` the unregularised maximiser,
+    With :math:`\hat\Sigma_k` the family's unregularised M step and :math:`\Sigma_k` the
+    regularised one, from the same :math:`N_k` and scatter :math:`W_k`,
 
     .. math::
-        Q(\hat\theta) - Q(\theta_\epsilon) = \sum_k \frac{N_k}{2} \left[
-            \ln\frac{|S_k + \epsilon I|}{|S_k|} + \operatorname{tr}((S_k + \epsilon I)^{-1} S_k)
-            - l \right] \ge 0 .
+        Q(\hat\theta) - Q(\theta_\epsilon) = \sum_k \Big[ \frac{N_k}{2}
+            \ln\frac{|\Sigma_k|}{|\hat\Sigma_k|}
+            + \frac12 \operatorname{tr}\big((\Sigma_k^{-1} - \hat\Sigma_k^{-1}) W_k\big)
+            \Big] \ge 0 .
 
-    EM guarantees :math:`\ln p(X|\theta^{t+1}) \ge \ln p(X|\theta^t) - \text{gap}`; the gap is
-    0 when ``reg_covar`` is 0 and infinite when :math:`S_k` is singular.
+    For full covariances, :math:`\hat\Sigma_k = S_k = W_k / N_k` and
+    :math:`\Sigma_k = S_k + \epsilon I`, this is
+    :math:`\sum_k \frac{N_k}{2} [\ln(|S_k + \epsilon I| / |S_k|)
+    + \operatorname{tr}((S_k + \epsilon I)^{-1} S_k) - l]`. EM guarantees
+    :math:`\ln p(X|\theta^{t+1}) \ge \ln p(X|\theta^t) - \text{gap}`; the gap is 0 when
+    ``reg_covar`` is 0 and infinite when :math:`\hat\Sigma_k` is singular.
 
     Parameters
     ----------
-    covariances_reg : tensor of shape (..., n_components, n_features, n_features)
-        :math:`S_k + \epsilon I`, the regularised M step.
     nk : tensor of shape (..., n_components)
         :math:`N_k`.
+    scatter : tensor of shape (..., n_components, n_features, n_features)
+        :math:`W_k`.
+    covariances_reg : tensor of shape (..., n_components, n_features, n_features)
+        :math:`\Sigma_k`, the regularised M step.
+    covariances_best : tensor of shape (..., n_components, n_features, n_features)
+        :math:`\hat\Sigma_k`, the unregularised M step.
     reg_covar : scalar tensor
         :math:`\epsilon`.
 
     Returns
     -------
     tensor of shape (...)
-        The gap, :math:`\ge 0`.
+        The gap, :math:`\ge 0` (up to round-off).
     """
-    n_features = covariances_reg.shape[-1]
-    eye = pt.eye(n_features, dtype=covariances_reg.dtype)
-    raw = covariances_reg - reg_covar * eye
     chol_reg = cholesky_factors(covariances_reg)
-    chol_raw = cholesky_factors(raw)
-    trace = (precisions(chol_reg) * raw).sum(axis=(-2, -1))
-    per_component = 0.5 * nk * (log_det(chol_reg) - log_det(chol_raw) + trace - n_features)
-    gap = per_component.sum(axis=-1)
+    chol_best = cholesky_factors(covariances_best)
+    dtype = covariances_reg.dtype
+    trace = pt.sum(
+        (precisions(chol_reg) - precisions(chol_best)) * scatter, axis=(-2, -1), acc_dtype=dtype
+    )
+    per_component = 0.5 * (nk * (log_det(chol_reg) - log_det(chol_best)) + trace)
+    gap = pt.sum(per_component, axis=-1, acc_dtype=dtype)
     exact = pt.eq(reg_covar, 0.0)
-    return pt.switch(exact, 0.0, pt.switch(pt.isnan(gap), np.inf, gap))
+    # Constants in the gap's dtype: JAX would promote a float32 gap to float64.
+    infinite = pt.switch(pt.isnan(gap), pt.full_like(gap, np.inf), gap)
+    return pt.switch(exact, pt.zeros_like(gap), infinite)

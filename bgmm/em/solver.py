@@ -37,6 +37,7 @@ from pytensor.conditional import ifelse
 
 from bgmm._arrays import largest_magnitude, readonly
 from bgmm._validation import check_number
+from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
 from bgmm.em.stats import SufficientStats
@@ -118,6 +119,9 @@ class EMResult:  # numpydoc ignore=PR01
     feature_names : tuple of str
     total_weight : float
         :math:`\sum_n w_n`, the number of samples when unweighted.
+    covariance_type : str
+        The covariance family, in mclust's letters (``"VVV"`` for full; ``family`` gives
+        the :class:`~bgmm.covariance.CovarianceFamily`).
     """
 
     params: GMMParams
@@ -130,6 +134,18 @@ class EMResult:  # numpydoc ignore=PR01
     init_log_likelihoods: np.ndarray
     feature_names: tuple[str, ...]
     total_weight: float
+    covariance_type: str = "VVV"
+
+    @property
+    def family(self) -> CovarianceFamily:
+        """The covariance family of the fit."""
+        return get_family(self.covariance_type)
+
+    @property
+    def n_parameters(self) -> int:
+        r"""Free parameters (mclust's ``df``): the family's, the means and the weights."""
+        k, d = self.params.n_components, self.params.n_features
+        return self.family.n_parameters(k, d) + k * d + k - 1
 
     @property
     def weights(self) -> np.ndarray:
@@ -181,6 +197,7 @@ class BlockOutputs(NamedTuple):
     entropy: np.ndarray  # H(q^t)
     q_value: np.ndarray  # Q(theta^{t+1}, theta^t)
     regularization_gap: np.ndarray  # of theta^{t+1}
+    q_start: np.ndarray  # Q(theta^t, theta^t); ln p gains at least q_value - q_start
     pivots: np.ndarray  # of theta^t
     converged: np.ndarray  # |ln p(theta^t) - ln p(theta^{t-1})| / sum(w) < tol
 
@@ -195,11 +212,10 @@ class Evaluation(NamedTuple):
 
 
 class MixtureFunctions(NamedTuple):
-    """Compiled functions of one mixture (no data shape): the E step on rows, the M step."""
+    """Compiled E steps at one mixture (no data shape), for pieces of rows."""
 
     evaluate: Callable[..., Any]
     responsibilities: Callable[..., Any]  # gamma alone: the final E step of a fit
-    m_step: Callable[..., Any]
 
 
 class Shapes(NamedTuple):
@@ -213,6 +229,7 @@ class Shapes(NamedTuple):
     chunk_rows: int = 1
     n_rest: int = 0
     weighted: bool = True  # False: unit sample weights, no weight arrays
+    family: str = "VVV"  # the covariance family (bgmm.covariance)
 
 
 def _compiled_block(shapes: Shapes) -> Callable[..., Any]:
@@ -221,6 +238,10 @@ def _compiled_block(shapes: Shapes) -> Callable[..., Any]:
 
 def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> MixtureFunctions:
     return _compile_mixture(n_features, n_components, dtype, COMPILE_MODE)
+
+
+def _compiled_m_step(n_features: int, n_components: int, dtype: str, family: str):
+    return _compile_m_step(n_features, n_components, dtype, family, COMPILE_MODE)
 
 
 def _function(inputs, outputs, mode):
@@ -249,7 +270,7 @@ def _function(inputs, outputs, mode):
 def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
     d, k, r, dtype = shapes.n_features, shapes.n_components, shapes.n_restarts, shapes.dtype
     m, c, rest = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest
-    weighted = shapes.weighted
+    weighted, family = shapes.weighted, get_family(shapes.family)
     data = ChunkedData(
         chunks=pt.tensor("chunks", shape=(m, c, d), dtype=dtype),
         chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype) if weighted else None,
@@ -270,11 +291,15 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
     def compute(step, w, mu, cov, ll_prev, stopped):
         factors = graph.factorize(cov)
         stats = data_statistics(data, w, mu, factors)
-        new = m_step(stats, reg_covar)
+        new = m_step(stats, reg_covar, family, previous=cov)
         q = graph.q_value_from_statistics(
             stats.nk, new.scatter, new.weights, graph.cholesky_factors(new.covariances)
         )
-        gap = graph.regularization_gap(new.covariances, stats.nk, reg_covar)
+        # The scatter about the E step's own means is S2 (the shift), so Q(theta^t, theta^t)
+        # costs no pass; with it the EM inequality checks every step exactly.
+        q_start = graph.q_value_from_statistics(stats.nk, stats.s2, w, factors.chol)
+        best = family.m_step(stats.nk, new.scatter, cov)
+        gap = graph.regularization_gap(stats.nk, new.scatter, new.covariances, best, reg_covar)
         singular = pt.any(~pt.ge(factors.pivots, SINGULAR_RTOL), axis=-1)
         change = pt.abs(stats.log_likelihood - ll_prev) / stats.total_weight
         converged = ~stopped & pt.lt(change, tol)
@@ -290,6 +315,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
             pt.cast(stats.entropy, dtype),
             pt.cast(q, dtype),
             pt.cast(gap, dtype),
+            pt.cast(q_start, dtype),
             pt.cast(factors.pivots, dtype),
             converged,
         ]
@@ -309,6 +335,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
             pt.full_like(ll_prev, nan),
             pt.full_like(ll_prev, nan),
             pt.full_like(ll_prev, nan),
+            pt.full_like(ll_prev, nan),
             pt.full_like(w, nan),
             pt.zeros_like(stopped),
         ]
@@ -317,7 +344,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
     outputs = pytensor.scan(
         iteration,
         sequences=[pt.arange(BLOCK_SIZE, dtype="int64")],
-        outputs_info=[weights, means, covariances, log_likelihood, done, *([None] * 6)],
+        outputs_info=[weights, means, covariances, log_likelihood, done, *([None] * 7)],
         return_updates=False,
     )
     data_inputs = [v for v in data if v is not None]
@@ -352,7 +379,11 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
         [X, w1, mu1, cov1], [step.log_resp, step.log_norm, log_phi, factors.pivots], mode
     )
     resp_fn = _function([X, w1, mu1, cov1], step.resp, mode)
+    return MixtureFunctions(evaluate=evaluate_fn, responsibilities=resp_fn)
 
+
+@functools.cache
+def _compile_m_step(d: int, k: int, dtype: str, family: str, mode: str) -> Callable[..., Any]:
     # The M step alone, from statistics computed elsewhere (the starting partition).
     nk = pt.tensor("nk", shape=(k,), dtype=dtype)
     s1 = pt.tensor("s1", shape=(k, d), dtype=dtype)
@@ -360,11 +391,12 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
     shift = pt.tensor("shift", shape=(k, d), dtype=dtype)
     total = pt.scalar("total_weight", dtype=dtype)
     reg_covar = pt.scalar("reg_covar", dtype=dtype)
-    new = m_step(SufficientStats(nk, s1, s2, shift, None, None, total), reg_covar)
-    m_step_fn = _function(
+    new = m_step(
+        SufficientStats(nk, s1, s2, shift, None, None, total), reg_covar, get_family(family)
+    )
+    return _function(
         [nk, s1, s2, shift, total, reg_covar], [new.weights, new.means, new.covariances], mode
     )
-    return MixtureFunctions(evaluate=evaluate_fn, responsibilities=resp_fn, m_step=m_step_fn)
 
 
 # --------------------------------------------------------------------------------------
@@ -435,14 +467,27 @@ def _describe_covariance(cov: np.ndarray) -> str:
     return f"eigenvalues {np.round(np.linalg.eigvalsh(cov), 10).tolist()}"
 
 
-def _singular_message(components, covariances, where, reg_covar=None) -> str:
+def _singular_message(components, covariances, where, reg_covar=None, family=None) -> str:
+    setting = "" if reg_covar is None else f" with reg_covar={reg_covar}"
+    if family is not None and family.shares_covariance:
+        # One matrix for every component: name it once, and the families that need less of it.
+        simpler = {"EEE": ["EEI", "EII"], "EEI": ["EII"]}.get(family.name, [])
+        alternative = (
+            f"use a family with fewer parameters ({' or '.join(simpler)}), " if simpler else ""
+        )
+        return (
+            f"the covariance shared by every component (covariance_type={family.name!r}) is "
+            f"singular {where} ({_describe_covariance(np.asarray(covariances[0]))}), so the "
+            f"Gaussian densities are undefined{setting}. Increase reg_covar (e.g. 1e-6 times "
+            f"the data's variance), {alternative}or drop a constant or duplicated feature."
+        )
     details = "; ".join(
         f"component {k}: {_describe_covariance(np.asarray(covariances[k]))}" for k in components
     )
-    setting = "" if reg_covar is None else f" with reg_covar={reg_covar}"
+    kind = "" if family is None or family.name == "VVV" else f" (covariance_type={family.name!r})"
     return (
-        f"the covariance of component(s) {components} is singular {where} ({details}), so "
-        f"its Gaussian density is undefined{setting}. Increase reg_covar "
+        f"the covariance of component(s) {components}{kind} is singular {where} ({details}), "
+        f"so its Gaussian density is undefined{setting}. Increase reg_covar "
         f"(e.g. 1e-6 times the data's variance), use fewer components, or scale the data."
     )
 
@@ -633,7 +678,9 @@ def _check_user_init(weights_init, means_init, covariances_init, n_components, n
     }
 
 
-def _initial_params(values, sample_weight, n_components, init_params, rng, reg_covar, user, dtype):
+def _initial_params(
+    values, sample_weight, n_components, init_params, rng, reg_covar, user, dtype, family
+):
     if all(v is not None for v in user.values()):
         return user["weights"], user["means"], user["covariances"]
     partition = _initial_partition(values, sample_weight, n_components, init_params, rng)
@@ -644,7 +691,7 @@ def _initial_params(values, sample_weight, n_components, init_params, rng, reg_c
             f"the starting partition ({init_params}) left component(s) {empty.tolist()} "
             f"without weight; use fewer components, another random_state or init_params."
         )
-    m_step_fn = _compiled_mixture(values.shape[1], n_components, dtype).m_step
+    m_step_fn = _compiled_m_step(values.shape[1], n_components, dtype, family.name)
     arrays = (np.asarray(s, dtype=dtype) for s in stats)
     weights, means, covariances = (
         np.asarray(a, dtype=np.float64) for a in m_step_fn(*arrays, np.asarray(reg_covar, dtype))
@@ -675,16 +722,25 @@ class _Run:
     pending: dict | None = None  # theta^t and what the E step at theta^{t-1} said of it
 
 
-def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings) -> None:
+class _Settings(NamedTuple):
+    reg_covar: float
+    max_iter: int
+    total_weight: float
+    family: CovarianceFamily
+
+
+def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: _Settings):
     """Take entry ``j`` (iteration ``t``: the E step at theta^t) of restart ``r``."""
-    reg_covar, max_iter, total_weight = settings
+    reg_covar, max_iter, total_weight, family = settings
     ll = float(out.log_likelihood[j, r])
     pivots = out.pivots[j, r]
     if t == 0:
         bad = _singular_components(pivots)
         if bad:
             raise SingularCovarianceError(
-                _singular_message(bad, run.params[2], "at the starting parameters", reg_covar)
+                _singular_message(
+                    bad, run.params[2], "at the starting parameters", reg_covar, family
+                )
             )
         run.log_likelihood_init = run.log_likelihood = ll
     else:
@@ -703,7 +759,11 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings) 
             if t < max_iter:
                 raise SingularCovarianceError(
                     _singular_message(
-                        bad, run.params[2], f"after the M step of iteration {t}", reg_covar
+                        bad,
+                        run.params[2],
+                        f"after the M step of iteration {t}",
+                        reg_covar,
+                        family,
                     )
                     + " The next E step cannot be computed."
                 )
@@ -712,12 +772,17 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings) 
             run.log_likelihood = np.nan
             run.finished = True
             return
+        # The EM inequality: ln p(theta^t) - ln p(theta^{t-1}) >= Q(theta^t, theta^{t-1})
+        # - Q(theta^{t-1}, theta^{t-1}), so ln p can fall only by what the M step lost of Q
+        # (reg_covar, or a start outside the family), at most the regularisation gap.
+        allowed = max(0.0, p["q_start"] - p["q_value"])
         roundoff = 1e-9 * max(total_weight, abs(run.log_likelihood))
-        if ll < run.log_likelihood - p["gap"] - roundoff:
+        if ll < run.log_likelihood - allowed - roundoff:
             raise LikelihoodDecreaseError(
                 f"the log-likelihood decreased from {run.log_likelihood!r} to {ll!r} at "
-                f"iteration {t}, beyond round-off ({roundoff:.3g}) and the regularisation "
-                f"gap ({p['gap']:.3g}). EM cannot do this: please report it with the data."
+                f"iteration {t}, beyond round-off ({roundoff:.3g}) and what the M step "
+                f"lowered Q by ({allowed:.3g}). EM cannot do this: please report it with "
+                f"the data."
             )
         lower = p["q_value"] + p["entropy"]
         run.rows.append((ll, p["q_value"], p["entropy"], lower, ll - lower, p["gap"]))
@@ -734,6 +799,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings) 
         "entropy": float(out.entropy[j, r]),
         "q_value": float(out.q_value[j, r]),
         "gap": float(out.regularization_gap[j, r]),
+        "q_start": float(out.q_start[j, r]),
     }
 
 
@@ -743,13 +809,13 @@ def _host(a) -> np.ndarray:
     return a if a.dtype == bool else a.astype(np.float64)
 
 
-def _run_restarts(block, data: DeviceData, starts, reg_covar, tol, max_iter, total, dtype):
+def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dtype):
     """Iterate every restart from its start, a block at a time, until each one stops."""
+    reg_covar, max_iter = settings.reg_covar, settings.max_iter
     runs = [_Run(params=s) for s in starts]
     dtype = np.dtype(dtype).type
     theta = [np.stack([s[i] for s in starts]).astype(dtype) for i in range(3)]
     log_likelihood = np.full(len(starts), np.nan, dtype=dtype)
-    settings = (reg_covar, max_iter, total)
     done_iterations = 0
     while not all(run.finished for run in runs):
         n_active = min(BLOCK_SIZE, max_iter + 1 - done_iterations)
@@ -812,8 +878,13 @@ def fit_em(
         Read through :func:`bgmm.as_data`.
     n_components : int
         Number of components K, between 1 and ``n_samples``.
-    covariance_type : {"full"}
-        Only full covariances are implemented.
+    covariance_type : str, default "full"
+        The covariance family (:mod:`bgmm.covariance`): scikit-learn's ``"full"``,
+        ``"tied"``, ``"diag"``, ``"spherical"``, or any of mclust's fourteen, ``"EII"`` ...
+        ``"VVV"`` (``"full"`` is VVV, ``"tied"`` EEE, ``"diag"`` VVI, ``"spherical"``
+        VII); ``"E"`` or ``"V"`` for one feature. Every family's M step works from the same
+        sufficient statistics; ``EMResult.covariances`` holds full matrices whatever the
+        family.
     tol : float, default 1e-10
         Convergence threshold on the change of the mean per-sample log-likelihood between
         iterations. Small, because EM converges linearly and a loose threshold stops well
@@ -822,7 +893,10 @@ def fit_em(
         Most iterations per restart.
     reg_covar : float, default 1e-6
         Added to the diagonal of every covariance after the M step (0 gives the derivation
-        exactly, and then a singular covariance stops the fit with a clear error).
+        exactly, and then a singular covariance stops the fit with a clear error). For the
+        families other than full, tied, diag and spherical, the M step runs on the scatter
+        :math:`W_k + N_k \epsilon I`, which adds :math:`\epsilon I` to those four and keeps
+        every family's structure.
     init_params : {"kmeans", "k-means++", "random"}, default "kmeans"
         How responsibilities are initialised when parameters are not all given:
         hard k-means labels, hard labels of the nearest k-means++ seed, or uniform random
@@ -833,7 +907,9 @@ def fit_em(
     random_state : int, numpy Generator or None
         Seed of every random choice (restarts, k-means); same seed, same result.
     weights_init, means_init, covariances_init : array-like, optional
-        Starting parameters (shapes ``(K,)``, ``(K, d)``, ``(K, d, d)``). When all three
+        Starting parameters (shapes ``(K,)``, ``(K, d)``, ``(K, d, d)``; the covariances
+        also in scikit-learn's shape for ``tied`` ``(d, d)``, ``diag`` ``(K, d)`` and
+        ``spherical`` ``(K,)``). When all three
         are given, EM starts from them exactly (e.g. the worked example's table); any that
         are given replace those of the initialisation.
     sample_weight : array-like of shape (n_samples,), optional
@@ -890,11 +966,7 @@ def fit_em(
     """
     data = X if isinstance(X, GMMData) else as_data(X)
     n_components = check_n_components(data, n_components)
-    if covariance_type != "full":
-        raise ValueError(
-            f"covariance_type must be 'full', got {covariance_type!r}; "
-            f"diagonal, spherical and tied covariances are not implemented yet."
-        )
+    family = get_family(covariance_type, data.n_features)
     check_number("tol", tol, low=0.0)
     check_number("reg_covar", reg_covar, low=0.0)
     max_iter = check_number("max_iter", max_iter, low=1, integer=True)
@@ -907,6 +979,8 @@ def fit_em(
     _check_scale(data, dtype)
     weights = _check_sample_weight(sample_weight, data.n_samples)
     total = float(data.n_samples if weights is None else weights.sum())
+    if covariances_init is not None:
+        covariances_init = family.expand(covariances_init, n_components, data.n_features)
     user = _check_user_init(
         weights_init, means_init, covariances_init, n_components, data.n_features
     )
@@ -916,7 +990,7 @@ def fit_em(
         tuple(
             np.ascontiguousarray(a, dtype=np.float64)
             for a in _initial_params(
-                values, weights, n_components, init_params, rng, reg_covar, user, dtype
+                values, weights, n_components, init_params, rng, reg_covar, user, dtype, family
             )
         )
         for _ in range(n_init)
@@ -932,15 +1006,14 @@ def fit_em(
         chunk_rows=rows,
         n_rest=0 if device.rest is None else device.rest.shape[0],
         weighted=weights is not None,
+        family=family.name,
     )
     runs = _run_restarts(
         _compiled_block(shapes),
         device,
         starts,
-        float(reg_covar),
         float(tol),
-        max_iter,
-        total,
+        _Settings(float(reg_covar), max_iter, total, family),
         dtype,
     )
     # The final E step reads the rows from the host, a piece at a time. When the caller
@@ -961,7 +1034,7 @@ def fit_em(
     if run.singular:
         warnings.warn(
             _singular_message(
-                run.singular, params.covariances, "at the returned parameters", reg_covar
+                run.singular, params.covariances, "at the returned parameters", reg_covar, family
             )
             + " log_likelihood and resp are NaN.",
             SingularCovarianceWarning,
@@ -991,6 +1064,7 @@ def fit_em(
         init_log_likelihoods=readonly(finals),
         feature_names=feature_names,
         total_weight=total,
+        covariance_type=family.name,
     )
 
 

@@ -14,10 +14,18 @@ from typing import NamedTuple
 import pytensor
 import pytensor.tensor as pt
 
+from bgmm.covariance import FAMILIES, CovarianceFamily
 from bgmm.em import graph
 from bgmm.em.stats import SufficientStats, combine
 
-__all__ = ["ChunkedData", "MStep", "data_statistics", "m_step"]
+__all__ = [
+    "ChunkedData",
+    "MStep",
+    "data_statistics",
+    "m_step",
+    "regularized_scatter",
+    "scatter_matrices",
+]
 
 
 class ChunkedData(NamedTuple):  # numpydoc ignore=PR01
@@ -51,7 +59,7 @@ class MStep(NamedTuple):  # numpydoc ignore=PR01
     means : tensor of shape (..., n_components, n_features)
         :math:`\mu_k`.
     covariances : tensor of shape (..., n_components, n_features, n_features)
-        :math:`\Sigma_k`, regularised.
+        :math:`\Sigma_k` of the family, regularised.
     scatter : tensor of shape (..., n_components, n_features, n_features)
         :math:`W_k`, the weighted scatter about the new means.
     """
@@ -62,41 +70,100 @@ class MStep(NamedTuple):  # numpydoc ignore=PR01
     scatter: pt.TensorVariable
 
 
-def m_step(stats: SufficientStats, reg_covar) -> MStep:
-    r"""Closed-form M step from the sufficient statistics.
+def scatter_matrices(stats: SufficientStats):
+    r"""The new means and the scatter about them, from the shifted moments.
+
+    .. math::
+        \mu_k = c_k + \frac{S^{(1)}_k}{N_k}, \qquad
+        W_k = S^{(2)}_k - \frac{S^{(1)}_k S^{(1)T}_k}{N_k}
+
+    The correction :math:`S^{(1)}S^{(1)T}/N_k` is small because the shift :math:`c_k` is the
+    previous mean, inside the cluster.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Summed over all rows.
+
+    Returns
+    -------
+    means : tensor of shape (..., n_components, n_features)
+        :math:`\mu_k`.
+    scatter : tensor of shape (..., n_components, n_features, n_features)
+        :math:`W_k`, symmetric.
+    """
+    nk = stats.nk
+    centre = stats.s1 / nk[..., None]
+    scatter = stats.s2 - centre[..., :, None] * stats.s1[..., None, :]
+    return stats.shift + centre, 0.5 * (scatter + pt.swapaxes(scatter, -1, -2))
+
+
+def regularized_scatter(nk, scatter, reg_covar):
+    r"""The regularised scatter :math:`W_k + N_k \epsilon I`.
+
+    A family's M step on it adds :math:`\epsilon I` to the full, tied, diagonal and
+    spherical maxima (scikit-learn's ``reg_covar``) and keeps every family's structure
+    (equal volumes stay equal, and so on).
+
+    Parameters
+    ----------
+    nk : tensor of shape (..., n_components)
+        :math:`N_k`.
+    scatter : tensor of shape (..., n_components, n_features, n_features)
+        :math:`W_k`.
+    reg_covar : scalar tensor
+        :math:`\epsilon`.
+
+    Returns
+    -------
+    tensor of shape (..., n_components, n_features, n_features)
+        The regularised scatter.
+    """
+    eye = pt.eye(scatter.shape[-1], dtype=scatter.dtype)
+    return scatter + (reg_covar * nk)[..., None, None] * eye
+
+
+def m_step(
+    stats: SufficientStats,
+    reg_covar,
+    family: CovarianceFamily = FAMILIES["VVV"],
+    previous=None,
+) -> MStep:
+    r"""Closed-form (or, for five families, iterated) M step from the sufficient statistics.
 
     .. math::
         \pi_k = \frac{N_k}{\sum_n w_n}, \quad
         \mu_k = c_k + \frac{S^{(1)}_k}{N_k}, \quad
         W_k = S^{(2)}_k - \frac{S^{(1)}_k S^{(1)T}_k}{N_k}, \quad
-        \Sigma_k = \frac{W_k}{N_k} + \epsilon I
+        \Sigma = \text{family}(N, W + N \epsilon I)
 
-    with :math:`\epsilon` = ``reg_covar`` (0 gives the derivation exactly). :math:`W_k` is
-    the scatter about the new mean; the correction :math:`S^{(1)}S^{(1)T}/N_k` is small
-    because the shift :math:`c_k` is the previous mean, inside the cluster.
+    For the full family :math:`\Sigma_k = W_k / N_k + \epsilon I`; with :math:`\epsilon` =
+    ``reg_covar`` = 0 every family gives the derivation's maximiser of :math:`Q` exactly.
 
     Parameters
     ----------
     stats : SufficientStats
         Summed over all rows.
     reg_covar : scalar tensor
-        :math:`\epsilon`, added to every covariance's diagonal.
+        :math:`\epsilon` (``regularized_scatter``).
+    family : CovarianceFamily, default VVV (full)
+        The covariance structure (:mod:`bgmm.covariance`).
+    previous : tensor of shape (..., n_components, n_features, n_features), optional
+        The covariances of the E step, where an iterative family's M step starts.
 
     Returns
     -------
     MStep
         ``weights``, ``means``, ``covariances`` and the scatter ``W_k``.
     """
-    nk = stats.nk
-    centre = stats.s1 / nk[..., None]
-    scatter = stats.s2 - centre[..., :, None] * stats.s1[..., None, :]
-    scatter = 0.5 * (scatter + pt.swapaxes(scatter, -1, -2))
-    n_features = stats.s2.shape[-1]
-    eye = pt.eye(n_features, dtype=stats.s2.dtype)
+    means, scatter = scatter_matrices(stats)
+    covariances = family.m_step(
+        stats.nk, regularized_scatter(stats.nk, scatter, reg_covar), previous
+    )
     return MStep(
-        weights=nk / stats.total_weight,
-        means=stats.shift + centre,
-        covariances=scatter / nk[..., None, None] + reg_covar * eye,
+        weights=stats.nk / stats.total_weight,
+        means=means,
+        covariances=covariances,
         scatter=scatter,
     )
 

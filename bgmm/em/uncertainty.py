@@ -29,6 +29,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import grad, jacobian
 
 from bgmm._arrays import readonly
+from bgmm.covariance import Chart, chart_at, covariances_on_chart, get_family
 from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
 from bgmm.params import GMMParams
@@ -98,16 +99,69 @@ def _compiled(k: int, d: int):
     log_lik = graph.log_likelihood(step.log_norm)
     covariances = chol @ chol.transpose(0, 2, 1)
     theta = pt.concatenate([weights, means.ravel(), covariances.ravel()])
+    gradient = grad(log_lik, phi)
     # vectorize=True differentiates all rows at once instead of through a scan.
-    hess = jacobian(grad(log_lik, phi), phi, vectorize=True)
+    hess = jacobian(gradient, phi, vectorize=True)
     # Evaluated once per fit: the Python linker compiles in seconds where numba takes
     # minutes for this many second-derivative nodes.
     return pytensor.function(
-        [X, phi], [log_lik, hess, jacobian(theta, phi, vectorize=True)], mode="FAST_COMPILE"
+        [X, phi],
+        [log_lik, gradient, hess, jacobian(theta, phi, vectorize=True)],
+        mode="FAST_COMPILE",
     )
 
 
-def standard_errors(params: GMMParams, X) -> StandardErrors:
+@functools.cache
+def _compiled_chart(k: int, d: int, family_name: str):
+    # The family's chart (bgmm.covariance.chart) in the full model's covariance coordinates
+    # psi (packed Cholesky factors, log diagonal): psi(phi), its Jacobian and the Hessian
+    # of g . psi(phi) for a fixed g, the second-order term of the chain rule. No data here,
+    # so the graph stays small.
+    family = get_family(family_name)
+    phi = pt.vector("phi", dtype="float64")
+    g = pt.vector("g", dtype="float64")
+    chart = Chart(
+        volumes=pt.tensor("volumes", shape=(k,), dtype="float64"),
+        shapes=pt.tensor("shapes", shape=(k, d), dtype="float64"),
+        frames=pt.tensor("frames", shape=(k, d, d), dtype="float64"),
+    )
+    chol = graph.cholesky_factors(covariances_on_chart(family, phi, chart))
+    rows, cols = np.tril_indices(d)
+    packed = chol[:, rows, cols]
+    diagonal = rows == cols  # log of the diagonal alone: log(0) off it would poison grad
+    psi = pt.where(diagonal, pt.log(pt.where(diagonal, packed, 1.0)), packed).ravel()
+    curvature = jacobian(grad(pt.dot(g, psi), phi), phi, vectorize=True)
+    return pytensor.function(
+        [phi, g, *chart],
+        [psi, jacobian(psi, phi, vectorize=True), curvature],
+        mode="FAST_COMPILE",
+    )
+
+
+def _family_information(family, params: GMMParams, values):
+    r"""The log-likelihood's Hessian in the family's coordinates, and d theta / d phi.
+
+    By the chain rule through the full model's coordinates :math:`\psi`:
+    :math:`H_\phi = J^T H_\psi J + \nabla^2_\phi (g_\psi \cdot \psi(\phi))`.
+    """
+    k, d = params.n_components, params.n_features
+    n_front = k - 1 + k * d  # weights and means: the same coordinates in both
+    chart = chart_at(family, params.covariances)
+    n_cov = family.n_parameters(k, d)
+    chart_fn = _compiled_chart(k, d, family.name)
+    psi_cov, jac_cov, _ = chart_fn(np.zeros(n_cov), np.zeros(k * d * (d + 1) // 2), *chart)
+    psi = np.concatenate([to_unconstrained(params)[:n_front], psi_cov])
+    _, gradient, hess_psi, jac_theta = _compiled(k, d)(values, psi)
+    _, _, curvature = chart_fn(np.zeros(n_cov), gradient[n_front:], *chart)
+    jac = np.zeros((psi.size, n_front + n_cov))
+    jac[:n_front, :n_front] = np.eye(n_front)
+    jac[n_front:, n_front:] = jac_cov
+    hess = jac.T @ hess_psi @ jac
+    hess[n_front:, n_front:] += curvature
+    return hess, jac_theta @ jac
+
+
+def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> StandardErrors:
     r"""Standard errors of ``params`` (an EM estimate) from the observed information.
 
     Parameters
@@ -116,6 +170,11 @@ def standard_errors(params: GMMParams, X) -> StandardErrors:
         The maximum-likelihood estimate (``EMResult.params``).
     X : array-like or GMMData
         The data it was fitted to.
+    covariance_type : str, default "full"
+        The family of the estimate (``EMResult.covariance_type``): the information is that
+        of the constrained model, in the family's own coordinates
+        (:mod:`bgmm.covariance.chart`), so entries the family fixes (zeros, shared values)
+        get the standard errors of what determines them.
 
     Returns
     -------
@@ -139,8 +198,12 @@ def standard_errors(params: GMMParams, X) -> StandardErrors:
     data = X if isinstance(X, GMMData) else as_data(X)
     k, d = params.n_components, params.n_features
     check_features(data, d, "the estimate")
-    fn = _compiled(k, d)
-    _, hess, jac = fn(np.asarray(data.values), to_unconstrained(params))
+    family = get_family(covariance_type, d)
+    values = np.asarray(data.values)
+    if family.name == "VVV":
+        _, _, hess, jac = _compiled(k, d)(values, to_unconstrained(params))
+    else:
+        hess, jac = _family_information(family, params, values)
     information = -0.5 * (hess + hess.T)
     try:
         chol = np.linalg.cholesky(information)

@@ -117,11 +117,14 @@ def test_batched_restarts_equal_separate_fits(n_init):
     both = fit_em(data, 3, n_init=n_init, init_params="random", random_state=4)
     rng = np.random.default_rng(4)
     for i in range(n_init):
+        from bgmm.covariance import FAMILIES
         from bgmm.em.solver import _check_user_init, _initial_params
+
+        VVV = FAMILIES["VVV"]
 
         user = _check_user_init(None, None, None, 3, 2)
         start = _initial_params(
-            np.asarray(data.values), None, 3, "random", rng, 1e-6, user, "float64"
+            np.asarray(data.values), None, 3, "random", rng, 1e-6, user, "float64", VVV
         )
         single = fit_em(
             data,

@@ -238,18 +238,23 @@ def test_pivot_ratios_flag_singular_and_are_scale_free():
 
 
 def test_regularization_gap_zero_without_reg_and_positive_with():
-    cov = pt.tensor3("cov")
+    cov, best, scatter = pt.tensor3("cov"), pt.tensor3("best"), pt.tensor3("scatter")
     nk = pt.vector("nk")
     reg = pt.scalar("reg")
-    f = compile_fn([cov, nk, reg], graph.regularization_gap(cov, nk, reg))
+    f = compile_fn(
+        [nk, scatter, cov, best, reg], graph.regularization_gap(nk, scatter, cov, best, reg)
+    )
     s = np.array([[[2.0, 0.3], [0.3, 1.0]]])
-    assert f(s, np.array([10.0]), 0.0) == 0.0
+    n = np.array([10.0])
+    assert f(n, 10.0 * s, s, s, 0.0) == 0.0
     eps = 0.1
-    gap = f(s + eps * np.eye(2), np.array([10.0]), eps)
+    gap = f(n, 10.0 * s, s + eps * np.eye(2), s, eps)
     lam = np.linalg.eigvalsh(s[0])
     want = 5.0 * np.sum(np.log1p(eps / lam) + lam / (lam + eps) - 1.0)
     np.testing.assert_allclose(gap, want, rtol=1e-10)
     assert gap > 0
+    singular = np.array([[[1.0, 1.0], [1.0, 1.0]]])
+    assert f(n, 10.0 * singular, singular + eps * np.eye(2), singular, eps) == np.inf
 
 
 # ---------------------------------------------------------------- sufficient statistics

@@ -230,7 +230,7 @@ def test_empty_component_is_a_clear_error():
             ValueError,
             "init_params must be one of ('kmeans', 'k-means++', 'random'), got 'foo'",
         ),
-        ({"covariance_type": "diag"}, ValueError, "covariance_type must be 'full', got 'diag'"),
+        ({"covariance_type": "ful"}, ValueError, "or 'E' / 'V' for one feature; got 'ful'"),
         ({"weights_init": [0.2, 0.2]}, ValueError, "weights must sum to 1, got sum 0.4"),
         (
             {"means_init": [[0.0, 0.0]]},

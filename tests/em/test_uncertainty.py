@@ -96,3 +96,47 @@ def test_not_a_maximum_is_a_clear_error():
     far = GMMParams.from_arrays([0.5, 0.5], [[10.0, 10.0], [-10.0, -10.0]], [np.eye(2), np.eye(2)])
     with pytest.raises(ValueError, match="observed information is not positive definite"):
         standard_errors(far, data)
+
+
+@pytest.mark.parametrize("name", ["VVI", "EEE", "VEV"])
+def test_family_standard_errors_match_a_numerical_hessian(name):
+    """The family's information by autodiff and the chain rule, against finite differences.
+
+    Standard errors of theta do not depend on the coordinates at a maximum, so the test's
+    own coordinates of the family (tests/covariance) check the package's chart.
+    """
+    from tests.covariance.test_families import family_perturbation
+
+    data = load_old_faithful()
+    X = np.asarray(data.values) - np.asarray(data.values).mean(axis=0)
+    em = fit_em(X, 2, covariance_type=name, reg_covar=0.0, random_state=0)
+    se = standard_errors(em.params, X, covariance_type=name)
+    size, build = family_perturbation(name, em.covariances)
+
+    def theta(phi):
+        w = softmax(np.append(phi[:1], 0.0))
+        return w, phi[1:5].reshape(2, 2), build(phi[5:])
+
+    def log_lik(phi):
+        w, mu, cov = theta(phi)
+        lp = np.stack([multivariate_normal(mu[j], cov[j]).logpdf(X) for j in range(2)], axis=1)
+        return logsumexp(lp + np.log(w), axis=1).sum()
+
+    w = em.weights
+    phi0 = np.concatenate([[np.log(w[0] / w[1])], em.means.ravel(), np.zeros(size)])
+    info = -numerical_hessian(log_lik, phi0)
+    h = 1e-6
+    jac = np.stack(
+        [
+            (
+                np.concatenate([a.ravel() for a in theta(phi0 + h * e)])
+                - np.concatenate([a.ravel() for a in theta(phi0 - h * e)])
+            )
+            / (2 * h)
+            for e in np.eye(phi0.size)
+        ],
+        axis=1,
+    )
+    want = np.sqrt(np.clip(np.diag(jac @ np.linalg.inv(info) @ jac.T), 0.0, None))
+    got = np.concatenate([se.weights, se.means.ravel(), se.covariances.ravel()])
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-8)
