@@ -92,6 +92,7 @@ def _em_dataset(em: EMResult, data: GMMData) -> xr.Dataset:
         "n_iter": em.n_iter,
         "converged": int(em.converged),
         "total_weight": em.total_weight,
+        "covariance_type": em.covariance_type,
     }
     return ds
 
@@ -216,6 +217,8 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         history=history,
         init_log_likelihoods=readonly(e["init_log_likelihoods"].values),
         feature_names=data.feature_names,
+        # files written before the covariance families hold full covariances
+        covariance_type=str(e.attrs.get("covariance_type", "VVV")),
     )
     posterior = None
     if int(tree.attrs["bgmm_has_posterior"]):

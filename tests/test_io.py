@@ -62,6 +62,14 @@ def test_round_trip_em_only_with_standardization(tmp_path):
     np.testing.assert_array_equal(loaded.data.standardization.scale, data.standardization.scale)
 
 
+def test_round_trip_keeps_the_covariance_family(tmp_path):
+    data = load_old_faithful()
+    em = fit_em(data, 2, covariance_type="diag", random_state=0)
+    loaded = load_fit(save_fit(tmp_path / "diag.nc", data=data, em=em))
+    assert loaded.em.covariance_type == "VVI" and loaded.em.n_parameters == em.n_parameters
+    assert_same_em(loaded.em, em)
+
+
 def test_interrupted_save_keeps_the_good_file(tmp_path, monkeypatch):
     data = load_old_faithful()
     em = fit_em(data, 2, random_state=0)
