@@ -292,13 +292,28 @@ def _k_range(text: str) -> list[int]:
 
 
 def cmd_select_k(args: argparse.Namespace) -> int:
-    """BIC, AIC, ICL and LOO for a range of K."""
+    """BIC, AIC, ICL and LOO for a range of K (and covariance families)."""
     from bgmm.data import as_data
-    from bgmm.plots import plot_select_k, save_figure
-    from bgmm.selection import select_k
+    from bgmm.plots import plot_bic, plot_select_k, save_figure
+    from bgmm.selection import bic_table, select_k, select_model
 
     columns = args.columns.split(",") if args.columns else None
     data = as_data(args.data, columns=columns)
+    if args.families is not None:
+        table = select_model(data, args.k_range, args.families, random_state=args.seed)
+        print("BIC (lower is better) by K and covariance family:")
+        print(bic_table(table).round(3).to_string())
+        k, family = table["bic"].idxmin()
+        row = table.loc[(k, family)]
+        print(
+            f"best by BIC: K = {k}, {family} (log-likelihood {row['log_likelihood']:.3f}, "
+            f"df {row['n_parameters']}); best by ICL: "
+            f"K = {table['icl'].idxmin()[0]}, {table['icl'].idxmin()[1]}"
+        )
+        path = save_figure(plot_bic(table), Path(args.output) / "bic.png")
+        table.to_csv(Path(args.output) / "select_model.csv")
+        print(f"table and plot written to {path.parent}")
+        return 0
     table = select_k(
         data,
         args.k_range,
@@ -382,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--k-range", type=_k_range, default=_k_range("1-4"), help="e.g. 1-6 (1-4)")
     p.add_argument("--no-loo", action="store_true", help="EM criteria only (fast)")
+    p.add_argument(
+        "--families",
+        help="covariance families, 'all' or e.g. EII,VVV: mclust's BIC table over K and "
+        "family (EM criteria; LOO is for full covariances)",
+    )
     _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_select_k)
     return parser

@@ -26,6 +26,7 @@ __all__ = [
     "plot_posterior_with_em",
     "plot_rank",
     "plot_select_k",
+    "plot_bic",
     "save_figure",
     "save_plot_collection",
 ]
@@ -393,6 +394,40 @@ def plot_select_k(table):
     ax.set_ylabel("criterion (lower is better)")
     ax.set_xticks(list(table.index))
     ax.legend()
+    return fig
+
+
+def plot_bic(table, criterion: str = "bic"):
+    """The BIC plot of mclust: the criterion over K, one line per covariance family.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`bgmm.selection.select_model`.
+    criterion : {"bic", "icl", "aic"}, default "bic"
+        The criterion to draw (lower is better; mclust draws its negative).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; the best cell is circled.
+    """
+    from bgmm.selection import bic_table
+
+    wide = bic_table(table, criterion)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    markers = "osD^v<>pPX*hH8"
+    for j, family in enumerate(wide.columns):
+        ax.plot(wide.index, wide[family], marker=markers[j % len(markers)], label=family)
+    if wide.notna().any().any():
+        k, family = table[criterion].idxmin()
+        ax.plot([k], [wide.loc[k, family]], "o", ms=16, mfc="none", mec="black")
+        ax.set_title(f"best: K = {k}, {family}")
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_xticks(list(wide.index))
+    ax.legend(ncols=2, fontsize="small", title="family")
     return fig
 
 

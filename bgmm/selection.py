@@ -25,11 +25,12 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 
-from bgmm.covariance import get_family
+from bgmm.covariance import FAMILIES, get_family
 from bgmm.data import GMMData, as_data, check_n_components
-from bgmm.em import fit_em
+from bgmm.em import EMResult, fit_em
+from bgmm.exceptions import SingularCovarianceError
 
-__all__ = ["n_parameters", "select_k"]
+__all__ = ["bic_table", "n_parameters", "select_k", "select_model"]
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str = "full") -> int:
@@ -127,18 +128,7 @@ def select_k(
     rows, elpds = [], {}
     for k in ks:
         em = fit_em(data, k, n_init=n_init, random_state=random_state)
-        p = n_parameters(k, data.n_features)
-        deviance = -2.0 * em.log_likelihood
-        resp = np.asarray(em.resp)
-        entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)))
-        row = {
-            "k": k,
-            "log_likelihood": em.log_likelihood,
-            "n_parameters": p,
-            "bic": deviance + p * np.log(n),
-            "aic": deviance + 2 * p,
-            "icl": deviance + p * np.log(n) + 2.0 * entropy,
-        }
+        row = {"k": k, **_criteria(em, n)}
         if loo:
             from bgmm.bayes import sample_posterior
 
@@ -172,6 +162,151 @@ def select_k(
     if loo:
         table = table.join(_compare_loo(elpds))
     return table
+
+
+def _criteria(em: EMResult, n: float) -> dict:
+    """The log-likelihood, df, BIC, AIC and ICL of one EM fit (see :func:`select_k`)."""
+    p = em.n_parameters
+    deviance = -2.0 * em.log_likelihood
+    resp = np.asarray(em.resp)
+    entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)))
+    return {
+        "log_likelihood": em.log_likelihood,
+        "n_parameters": p,
+        "bic": deviance + p * np.log(n),
+        "aic": deviance + 2 * p,
+        "icl": deviance + p * np.log(n) + 2.0 * entropy,
+    }
+
+
+def _families(families) -> list[str]:
+    if isinstance(families, str):
+        families = list(FAMILIES) if families == "all" else families.split(",")
+    names = [get_family(f.strip()).name for f in families]
+    if not names:
+        raise ValueError("families is empty; give 'all' or at least one family, e.g. 'VVV'.")
+    return list(dict.fromkeys(names))
+
+
+def select_model(
+    data: Any,
+    k_range,
+    families="all",
+    *,
+    n_init: int = 1,
+    random_state: int | None = None,
+    reg_covar: float = 1e-6,
+    max_iter: int = 1000,
+) -> pd.DataFrame:
+    r"""EM criteria for every number of components and covariance family (mclust's table).
+
+    Every cell is an EM fit (:func:`bgmm.fit_em`); for a given K, every family starts from
+    the same partition (same ``random_state``), as mclust starts every model from one
+    hierarchical clustering.
+
+    Parameters
+    ----------
+    data : GMMData or anything :func:`bgmm.as_data` reads
+        The data.
+    k_range : iterable of int
+        Numbers of components, each between 1 and ``n_samples``.
+    families : "all", str or sequence of str, default "all"
+        The families: ``"all"`` (mclust's fourteen), a comma-separated string such as
+        ``"EII,VVV"``, or a list; scikit-learn's names are accepted too. With one feature,
+        ``"all"`` means mclust's ``E`` and ``V``.
+    n_init : int, default 1
+        EM restarts per cell; the best is kept.
+    random_state : int, optional
+        Seed of the starts (same seed, same table).
+    reg_covar : float, default 1e-6
+        As in :func:`bgmm.fit_em`.
+    max_iter : int, default 1000
+        As in :func:`bgmm.fit_em`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``(k, family)``: ``log_likelihood``, ``n_parameters`` (mclust's df),
+        ``bic``, ``aic``, ``icl`` (lower is better; mclust reports
+        :math:`-\mathrm{BIC}`), ``converged``, ``best_bic`` and ``best_icl`` (the
+        best cell of each criterion), and ``note`` (why a cell has no fit: a singular or
+        empty component, which mclust reports as NA). :func:`bic_table` gives the
+        K x family view.
+
+    Notes
+    -----
+    With :math:`p` free parameters of the family (:func:`n_parameters`),
+    :math:`\mathrm{BIC} = -2 \ln p(X \mid \hat\theta) + p \ln N` and
+    :math:`\mathrm{ICL} = \mathrm{BIC} - 2 \sum_n \sum_k \hat\gamma_{nk}
+    \ln \hat\gamma_{nk}` (Biernacki, Celeux & Govaert 2000).
+    """
+    data = data if isinstance(data, GMMData) else as_data(data)
+    ks = sorted({check_n_components(data, k) for k in k_range})
+    if not ks:
+        raise ValueError("k_range is empty; give at least one number of components.")
+    if data.n_features == 1 and (isinstance(families, str) and families == "all"):
+        names = ["E", "V"]
+    else:
+        names = _families(families)
+    rows = []
+    for k in ks:
+        for name in names:
+            row = {"k": k, "family": name}
+            try:
+                em = fit_em(
+                    data,
+                    k,
+                    covariance_type=name,
+                    n_init=n_init,
+                    random_state=random_state,
+                    reg_covar=reg_covar,
+                    max_iter=max_iter,
+                )
+            except (SingularCovarianceError, ValueError) as exc:
+                if isinstance(exc, ValueError) and "empty" not in str(exc):
+                    raise
+                row.update(
+                    {
+                        "log_likelihood": np.nan,
+                        "n_parameters": n_parameters(k, data.n_features, name),
+                        "converged": False,
+                        "note": str(exc).split(";")[0],
+                    }
+                )
+            else:
+                row.update(_criteria(em, em.total_weight))
+                row.update({"converged": em.converged, "note": ""})
+            rows.append(row)
+    table = pd.DataFrame(rows).set_index(["k", "family"])
+    table = table[["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "note"]]
+    for criterion in ("bic", "icl"):
+        table[f"best_{criterion}"] = False
+        if table[criterion].notna().any():
+            table.loc[table[criterion].idxmin(), f"best_{criterion}"] = True
+    return table
+
+
+def bic_table(table: pd.DataFrame, criterion: str = "bic") -> pd.DataFrame:
+    """The K x family view of :func:`select_model` (as mclust prints its BIC).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`select_model`.
+    criterion : {"bic", "icl", "aic", "log_likelihood"}, default "bic"
+        The column to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per K, one column per family, in the order of ``table``.
+    """
+    if criterion not in ("bic", "icl", "aic", "log_likelihood"):
+        raise ValueError(
+            f"criterion must be one of 'bic', 'icl', 'aic', 'log_likelihood', got {criterion!r}."
+        )
+    families = list(dict.fromkeys(table.index.get_level_values("family")))
+    return table[criterion].unstack("family")[families]
 
 
 def _compare_loo(elpds: dict) -> pd.DataFrame:

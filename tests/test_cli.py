@@ -96,6 +96,11 @@ def test_fit_em_only_and_select_k(csv, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "bic" in out and (out_dir / "select_k.png").exists()
+    argv = ["select-k", str(csv), "--columns", "a,b", "--k-range", "1-2", "--families", "EII,VVV"]
+    assert main([*argv, "--output", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "BIC (lower is better) by K and covariance family" in out and "best by BIC" in out
+    assert (out_dir / "bic.png").exists() and (out_dir / "select_model.csv").exists()
 
 
 @pytest.fixture
@@ -130,6 +135,10 @@ def bad_files(tmp_path):
         (["fit", "{two_rows}", "-k", "two"], "argument -k: invalid int value: 'two'"),
         (["fit", "{two_rows}", "-k", "1", "--columns", "a,c"], "column(s) ['c'] not found"),
         (["select-k", "{two_rows}", "--k-range", "1-x"], "invalid K range '1-x'"),
+        (
+            ["select-k", "{two_rows}", "--k-range", "1", "--families", "EII,XYZ"],
+            "covariance_type must be one of",
+        ),
         (["compare", "{missing}"], "saved fit"),
         (["compare", "{text}"], "could not be read as a saved bgmm fit"),
         (["nonsense"], "invalid choice: 'nonsense'"),

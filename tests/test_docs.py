@@ -52,6 +52,7 @@ EQUATIONS = (
     "bgmm.covariance.CovarianceFamily",
     "bgmm.covariance.CovarianceFamily.m_step",
     "bgmm.selection.select_k",
+    "bgmm.selection.select_model",
 )
 
 

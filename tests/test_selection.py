@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from bgmm import GaussianMixtureEM, GMMParams, simulate
-from bgmm.selection import n_parameters, select_k
+from bgmm import GaussianMixtureEM, GMMParams, fit_em, load_old_faithful, simulate
+from bgmm.plots import plot_bic
+from bgmm.selection import bic_table, n_parameters, select_k, select_model
 
 TRUTH = GMMParams.from_arrays([0.3, 0.3, 0.4], [[0, 0], [4, 0], [2, 4]], [np.eye(2) * 0.5] * 3)
 
@@ -52,3 +53,42 @@ def test_bad_k_range(data):
         select_k(data, [0, 1], loo=False)
     with pytest.raises(ValueError, match="k_range is empty"):
         select_k(data, [], loo=False)
+
+
+def test_select_model_table_over_k_and_families(data):
+    table = select_model(data, [1, 3], "EII,spherical,VVV", random_state=0)
+    assert list(table.index) == [
+        (k, f) for k in (1, 3) for f in ("EII", "VII", "VVV")
+    ]  # scikit-learn's names become mclust's
+    n = data.n_samples
+    for (k, family), row in table.iterrows():
+        em = fit_em(data, k, covariance_type=family, random_state=0)
+        assert row["log_likelihood"] == pytest.approx(em.log_likelihood, rel=1e-10)
+        assert row["n_parameters"] == n_parameters(k, 2, family) == em.n_parameters
+        assert row["bic"] == pytest.approx(-2 * em.log_likelihood + em.n_parameters * np.log(n))
+    assert table["best_bic"].sum() == 1 and table["best_icl"].sum() == 1
+    assert table["bic"].idxmin() == (3, "EII")  # the truth: three equal spherical clusters
+    wide = bic_table(table)
+    assert list(wide.columns) == ["EII", "VII", "VVV"] and list(wide.index) == [1, 3]
+    assert wide.loc[3, "VVV"] == table.loc[(3, "VVV"), "bic"]
+    fig = plot_bic(table)
+    assert len(fig.axes[0].get_lines()) == 3 + 1  # one per family and the best cell
+
+
+def test_select_model_one_feature_uses_e_and_v():
+    x = load_old_faithful().values[:, :1]
+    table = select_model(x, [1, 2], random_state=0)
+    assert set(table.index.get_level_values("family")) == {"E", "V"}
+    # with one component the two models are the same
+    assert table.loc[(1, "E"), "log_likelihood"] == pytest.approx(
+        table.loc[(1, "V"), "log_likelihood"], rel=1e-12
+    )
+
+
+def test_select_model_bad_families(data):
+    with pytest.raises(ValueError, match="families is empty"):
+        select_model(data, [1], [])
+    with pytest.raises(ValueError, match="got 'ful'"):
+        select_model(data, [1], "ful")
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        bic_table(select_model(data, [1], "EII"), "looic")
