@@ -111,6 +111,54 @@ def rotate(orientation, diagonals):
     return (orientation * diagonals[..., None, :]) @ pt.swapaxes(orientation, -1, -2)
 
 
+#: Distinct weights 1 + GOLDEN k make a combination of covariances that share their
+#: eigenvectors (orientation E) have distinct eigenvalues, so its eigenvectors are the
+#: shared ones.
+GOLDEN = 0.6180339887498949
+
+
+def varying_volumes_equal_shape(values, nk, start, n_steps: int):
+    r"""Maximise over :math:`\lambda_k` and one shape :math:`A` (:math:`|A| = 1`), alternately.
+
+    For VEI ``values`` are the diagonals of :math:`W_k`, for VEV their eigenvalues
+    :math:`\Omega_k`; either way :math:`Q_\Sigma` depends on them only through
+
+    .. math::
+        \lambda_k = \frac{\sum_j v_{kj} / A_j}{d N_k}, \qquad
+        A = \frac{u}{g(u)}, \quad u = \sum_k v_k / \lambda_k,
+
+    each the maximiser given the other (Celeux & Govaert 1995), so no step lowers Q.
+
+    Parameters
+    ----------
+    values : tensor of shape (..., K, d)
+        :math:`v_k`.
+    nk : tensor of shape (..., K)
+        :math:`N_k`.
+    start : tensor of shape (..., d)
+        The starting shape, determinant 1.
+    n_steps : int
+        Alternations.
+
+    Returns
+    -------
+    volumes : tensor of shape (..., K)
+        :math:`\lambda_k` at the final shape.
+    shape : tensor of shape (..., d)
+        :math:`A`.
+    """
+    d = last_size(values)
+
+    def volumes(shape):
+        return total(values / shape[..., None, :], -1) / (d * nk)
+
+    def step(shape):
+        return unit_determinant(total(values / volumes(shape)[..., None], -2))
+
+    shape = iterate(step, start, n_steps)
+    return volumes(shape), shape
+
+
 def orientation_mm_step(orientation, scatter, inverse_diagonals, alpha):
     r"""One majorise-minimise step for a common orientation :math:`D` (Browne & McNicholas).
 

@@ -25,12 +25,10 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve
 
+from bgmm.covariance import _ops
 from bgmm.covariance.family import CovarianceFamily
 
 __all__ = ["Chart", "chart_at", "covariances_on_chart"]
-
-#: Distinct weights for a combination of covariances that share their eigenvectors.
-_GOLDEN = 0.6180339887498949
 
 
 class Chart(NamedTuple):  # numpydoc ignore=PR01
@@ -72,7 +70,7 @@ def chart_at(family: CovarianceFamily, covariances) -> Chart:
     if orientation == "I":
         frames = np.broadcast_to(np.eye(d), (k, d, d)).copy()
     elif orientation == "E":  # one basis diagonalises every matrix; a generic mix finds it
-        mix = np.tensordot(1.0 + _GOLDEN * np.arange(k), cov, axes=1)
+        mix = np.tensordot(1.0 + _ops.GOLDEN * np.arange(k), cov, axes=1)
         frames = np.broadcast_to(np.linalg.eigh(mix)[1], (k, d, d)).copy()
     else:
         frames = np.linalg.eigh(cov)[1]

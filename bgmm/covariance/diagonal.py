@@ -56,23 +56,13 @@ def _evi(nk, scatter, previous, n_steps):
     return _ops.diagonal_matrix(volume[..., None, None] * w / root[..., None])
 
 
-def _vei_volumes(w, nk, shape):
-    return _ops.total(w / shape[..., None, :], -1) / (_ops.last_size(w) * nk)
-
-
 def _vei(nk, scatter, previous, n_steps):
     w = _ops.diagonal(scatter)  # (..., K, d)
     if previous is None:  # EEI's shape
         start = _ops.unit_determinant(_ops.total(w, -2))
     else:  # Sigma_k = lambda_k B: the sum over k is a multiple of B
         start = _ops.unit_determinant(_ops.total(_ops.diagonal(previous), -2))
-
-    def step(shape):
-        volumes = _vei_volumes(w, nk, shape)
-        return _ops.unit_determinant(_ops.total(w / volumes[..., None], -2))
-
-    shape = _ops.iterate(step, start, n_steps)
-    volumes = _vei_volumes(w, nk, shape)
+    volumes, shape = _ops.varying_volumes_equal_shape(w, nk, start, n_steps)
     return _ops.diagonal_matrix(volumes[..., None] * shape[..., None, :])
 
 

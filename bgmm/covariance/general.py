@@ -38,10 +38,6 @@ from bgmm.covariance.family import CovarianceFamily
 
 __all__ = ["EEE", "EEV", "EVE", "EVV", "VEE", "VEV", "VVE", "VVV"]
 
-#: Distinct weights that make a combination of the previous covariances of EVE and VVE
-#: (which share their eigenvectors D) have distinct eigenvalues, so its eigenvectors are D.
-_GOLDEN = 0.6180339887498949
-
 
 def _eee(nk, scatter, previous, n_steps):
     n, w = _ops.pooled(nk, scatter)
@@ -85,20 +81,12 @@ def _eev(nk, scatter, previous, n_steps):
 
 def _vev(nk, scatter, previous, n_steps):
     omega, vectors = _ops.eigen(scatter)
-    d = _ops.last_size(scatter)
     if previous is None:  # EEV's shape
         start = _ops.unit_determinant(_ops.total(omega, -2))
     else:  # the eigenvalues of lambda_k D_k A D_k^T are lambda_k A, ascending
         start = _ops.unit_determinant(_ops.eigen(previous[..., 0, :, :])[0])
-
-    def volumes(shape):
-        return _ops.total(omega / shape[..., None, :], -1) / (d * nk)
-
-    def step(shape):
-        return _ops.unit_determinant(_ops.total(omega / volumes(shape)[..., None], -2))
-
-    shape = _ops.iterate(step, start, n_steps)
-    return _ops.rotate(vectors, volumes(shape)[..., None] * shape[..., None, :])
+    volumes, shape = _ops.varying_volumes_equal_shape(omega, nk, start, n_steps)
+    return _ops.rotate(vectors, volumes[..., None] * shape[..., None, :])
 
 
 def _common_diagonals(orientation, scatter):
@@ -112,7 +100,7 @@ def _common_orientation(nk, scatter, previous, n_steps, diagonals):
     if previous is None:  # EEE's orientation
         start = _ops.eigen(_ops.total(scatter, -3))[1]
     else:
-        weights = 1.0 + _GOLDEN * pt.arange(previous.shape[-3], dtype=previous.dtype)
+        weights = 1.0 + _ops.GOLDEN * pt.arange(previous.shape[-3], dtype=previous.dtype)
         start = _ops.eigen(_ops.total(weights[:, None, None] * previous, -3))[1]
     alpha = _ops.largest_eigenvalue(scatter)
 
