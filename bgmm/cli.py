@@ -158,15 +158,25 @@ def _restart_progress(show: bool, description: str, total: int):
         yield callback
 
 
-def _run_fit(data, k, method, seed, output, progress, title, settings, backend) -> int:
+def _run_fit(
+    data, k, method, seed, output, progress, title, settings, backend, covariance_type="full"
+) -> int:
     from bgmm.compare import compare
     from bgmm.em import fit_em, standard_errors
     from bgmm.report import write_report
 
     with _restart_progress(progress, f"EM restarts (K={k})", 5) as callback:
-        em = fit_em(data, k, n_init=5, random_state=seed, callback=callback)
+        em = fit_em(
+            data,
+            k,
+            n_init=5,
+            covariance_type=covariance_type,
+            random_state=seed,
+            callback=callback,
+        )
+    family = "" if em.covariance_type == "VVV" else f" {em.covariance_type}"
     print(
-        f"EM, K={k}: converged {em.converged} after {em.n_iter} iterations, "
+        f"EM{family}, K={k}: converged {em.converged} after {em.n_iter} iterations, "
         f"log-likelihood {em.log_likelihood:.6f}"
     )
     for j in range(k):
@@ -238,9 +248,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "k": args.k,
         "columns": columns,
         "method": args.method,
+        "covariance_type": args.covariance_type,
         "seed": args.seed,
         "backend": args.backend,
     }
+    if args.method in ("mcmc", "both"):
+        from bgmm.bayes import bayes_family
+
+        bayes_family(args.covariance_type, data.n_features)  # refused before EM runs
     return _run_fit(
         data,
         args.k,
@@ -251,6 +266,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"{Path(args.data).name}: K={args.k}",
         settings,
         args.backend,
+        covariance_type=args.covariance_type,
     )
 
 
@@ -377,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("-k", type=int, required=True, help="number of components")
     p.add_argument("--method", choices=("em", "mcmc", "both"), default="both")
+    p.add_argument(
+        "--covariance-type",
+        default="full",
+        help="covariance family: full, tied, diag, spherical or mclust's EII ... VVV "
+        "(MCMC: full, tied, diag, spherical, EII, EEI; default full)",
+    )
     _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_fit)
 

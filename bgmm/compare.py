@@ -12,6 +12,7 @@ MCSE, ESS and r_hat, with three agreement diagnostics:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from bgmm.bayes.sampling import CONTRACT_VARIABLES
+from bgmm.covariance import get_family
 from bgmm.data import as_data
 from bgmm.em import EMResult, GaussianMixtureEM, standard_errors
 
@@ -96,14 +98,23 @@ class Comparison:  # numpydoc ignore=PR01
         the same under EM and under the posterior mean membership) and
         ``max_abs_difference`` (largest difference of membership probability).
     ci_prob : float
+    covariance_type : str
+        The covariance family of both fits (mclust's letters); the table lists only the
+        covariance entries it leaves free.
     """
 
     parameters: xr.DataTree
     membership: dict
     ci_prob: float
+    covariance_type: str = "VVV"
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per scalar parameter (covariances: lower triangle), one column per statistic.
+        """One row per free scalar parameter, one column per statistic.
+
+        The covariances contribute only the entries the family leaves free
+        (:meth:`bgmm.covariance.CovarianceFamily.free_entries`): the lower triangle of each
+        full matrix, one matrix when the components share it, the diagonal of a diagonal
+        one, one variance of a spherical one.
 
         Returns
         -------
@@ -116,14 +127,14 @@ class Comparison:  # numpydoc ignore=PR01
             ds = self.parameters[name].to_dataset()
             df = ds.to_dataframe()
             if name == "covariances":
+                components = list(ds["component"].values)
                 features = list(ds["feature"].values)
+                free = get_family(self.covariance_type).free_entries(
+                    len(components), len(features)
+                )
                 keep = [
-                    features.index(f) >= features.index(g)
-                    for f, g in zip(
-                        df.index.get_level_values("feature"),
-                        df.index.get_level_values("feature_bis"),
-                        strict=True,
-                    )
+                    free[components.index(c), features.index(f), features.index(g)]
+                    for c, f, g in df.index
                 ]
                 df = df[keep]
             df.index = [
@@ -171,6 +182,12 @@ def compare(
                 f"bgmm.bayes.sample_posterior."
             )
     data = as_data(posterior["observed_data"]["x"])
+    sampled = json.loads(posterior.attrs.get("bgmm_settings", "{}")).get("covariance_type")
+    if sampled is not None and not get_family(sampled).same_model(result.family, data.n_features):
+        raise ValueError(
+            f"the posterior was sampled with covariance_type={sampled!r} but the EM fit has "
+            f"{result.family.name!r}; compare fits of the same covariance family."
+        )
     se = (
         standard_errors(result.params, data, result.covariance_type)
         if standard_error is None
@@ -224,4 +241,4 @@ def compare(
             ),
             "max_abs_difference": float(np.abs(post_mean - em_resp).max()),
         }
-    return Comparison(xr.DataTree.from_dict(children), membership, ci_prob)
+    return Comparison(xr.DataTree.from_dict(children), membership, ci_prob, result.family.name)

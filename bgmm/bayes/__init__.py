@@ -5,13 +5,21 @@ the PyMC model itself shares no graph with the EM solver.
 """
 
 from bgmm.bayes.membership import draw_memberships, membership
-from bgmm.bayes.model import build_model, initial_values, model_coords
+from bgmm.bayes.model import (
+    BAYES_FAMILIES,
+    bayes_family,
+    build_model,
+    initial_values,
+    model_coords,
+)
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
 from bgmm.bayes.sampling import CONTRACT_VARIABLES, SamplingWarning, sample_posterior
 
 __all__ = [
     # model
+    "BAYES_FAMILIES",
+    "bayes_family",
     "Priors",
     "build_model",
     "initial_values",

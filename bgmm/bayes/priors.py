@@ -2,9 +2,26 @@ r"""Priors of the Bayesian Gaussian mixture, in one small validated object.
 
 .. math::
     \pi \sim \mathrm{Dirichlet}(\alpha \mathbf{1}_K), \quad
-    \mu_{kj} \sim \mathcal{N}(m_j, s_j), \quad
-    \Sigma_k = \operatorname{diag}(\sigma_k) \, \Omega_k \, \operatorname{diag}(\sigma_k), \quad
-    \sigma_{kj} \sim \mathrm{HalfNormal}(t_j), \quad \Omega_k \sim \mathrm{LKJ}(\eta)
+    \mu_{kj} \sim \mathcal{N}(m_j, s_j)
+
+and, per covariance family (``covariance_type`` of :func:`bgmm.bayes.build_model`):
+
+* full (VVV): :math:`\Sigma_k = \operatorname{diag}(\sigma_k)\,\Omega_k\,
+  \operatorname{diag}(\sigma_k)`, :math:`\sigma_{kj} \sim \mathrm{HN}(t_j)`,
+  :math:`\Omega_k \sim \mathrm{LKJ}(\eta)`;
+* tied (EEE): one :math:`\Sigma = \operatorname{diag}(\sigma)\,\Omega\,
+  \operatorname{diag}(\sigma)`, :math:`\sigma_j \sim \mathrm{HN}(t_j)`,
+  :math:`\Omega \sim \mathrm{LKJ}(\eta)`;
+* diag (VVI): :math:`\Sigma_k = \operatorname{diag}(\sigma_k^2)`,
+  :math:`\sigma_{kj} \sim \mathrm{HN}(t_j)`;
+* EEI: one :math:`\Sigma = \operatorname{diag}(\sigma^2)`, :math:`\sigma_j \sim \mathrm{HN}(t_j)`;
+* spherical (VII): :math:`\Sigma_k = \sigma_k^2 I`, :math:`\sigma_k \sim \mathrm{HN}(\bar t)`;
+* EII: one :math:`\Sigma = \sigma^2 I`, :math:`\sigma \sim \mathrm{HN}(\bar t)`.
+
+HN is the half-normal; :math:`\bar t = (\sum_j t_j^2 / d)^{1/2}` is the standard deviation
+of a spherical Gaussian with the total variance :math:`\sum_j t_j^2` of the scales. With one
+feature every family is mclust's E (one :math:`\sigma`) or V (one per component), with the
+half-normal prior of the diagonal families.
 
 Defaults, and why:
 
@@ -62,7 +79,8 @@ class Priors:
     means_scale : float or array of shape (n_features,), optional
         Prior standard deviation of the component means (default: 2 x feature sd).
     sd_scale : float or array of shape (n_features,), optional
-        Half-normal scale of the component standard deviations (default: feature sd).
+        Half-normal scale of the component standard deviations (default: feature sd);
+        the spherical families use :attr:`spherical_sd_scale`.
     lkj_eta : float, default 2.0
         LKJ concentration of the correlation matrices.
     """
@@ -72,6 +90,14 @@ class Priors:
     means_scale: Any = None
     sd_scale: Any = None
     lkj_eta: float = 2.0
+
+    @property
+    def spherical_sd_scale(self) -> float:
+        r"""Half-normal scale :math:`\bar t = (\sum_j t_j^2 / d)^{1/2}` of a spherical sd.
+
+        Only for resolved priors (:meth:`resolve`), whose ``sd_scale`` is an array.
+        """
+        return float(np.sqrt(np.mean(np.square(np.asarray(self.sd_scale, dtype=np.float64)))))
 
     def resolve(self, data: GMMData, n_components: int) -> Priors:
         """Fill the data-scaled defaults and validate every value (shapes, positivity).

@@ -14,7 +14,7 @@ import xarray as xr
 
 from bgmm._validation import check_number
 from bgmm.bayes.membership import membership
-from bgmm.bayes.model import build_model, initial_values
+from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
 from bgmm.data import GMMData, as_data, check_n_components
@@ -45,15 +45,13 @@ class SamplingWarning(UserWarning):
     """The chains look unreliable: divergences, or chains stuck in different modes."""
 
 
-def _em_params(em: Any) -> tuple[GMMParams, np.ndarray | None]:
-    if isinstance(em, EMResult):
-        return em.params, np.asarray(em.resp)
+def _em_result(em: Any) -> EMResult | GMMParams:
     if isinstance(em, GaussianMixtureEM):
         if not hasattr(em, "result_"):
             raise ValueError("em is an unfitted GaussianMixtureEM; call fit(X) first.")
-        return em.result_.params, np.asarray(em.result_.resp)
-    if isinstance(em, GMMParams):
-        return em, None
+        return em.result_
+    if isinstance(em, EMResult | GMMParams):
+        return em
     raise TypeError(
         f"em must be an EMResult, a fitted GaussianMixtureEM or GMMParams, "
         f"got {type(em).__name__}."
@@ -131,6 +129,7 @@ def sample_posterior(
     backend: str = "jax",
     random_seed: int | None = None,
     progressbar: bool = True,
+    covariance_type: str | None = None,
 ):
     """Sample the posterior of the mixture by NUTS, started at and relabelled to EM.
 
@@ -161,6 +160,10 @@ def sample_posterior(
         Same seed, same draws.
     progressbar : bool, default True
         Show the sampler's progress bar.
+    covariance_type : str, optional
+        The covariance family of the model (see :func:`bgmm.bayes.build_model`: full,
+        tied, diag, spherical, EII, EEI); by default that of ``em`` when it is an EM fit,
+        else ``"full"``. An EM fit of another family is refused.
 
     Returns
     -------
@@ -172,6 +175,12 @@ def sample_posterior(
         ``em`` (the EM estimate with the same names and dims) and ``membership``
         (see :func:`bgmm.bayes.membership`). Settings and package versions are in
         ``attrs``.
+
+    Raises
+    ------
+    ValueError
+        A family the Bayesian model does not have (the message lists those it has), or an
+        EM fit of a family other than ``covariance_type``.
 
     Warns
     -----
@@ -194,17 +203,37 @@ def sample_posterior(
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
     if random_seed is not None:
         random_seed = check_number("random_seed", random_seed, low=0, integer=True)
+    start = None if em is None else _em_result(em)
+    em_family = getattr(start, "family", None)
+    if covariance_type is None:
+        covariance_type = "full" if em_family is None else em_family.name
+    family = bayes_family(covariance_type, data.n_features)
+    if em_family is not None and not em_family.same_model(family, data.n_features):
+        raise ValueError(
+            f"em is a fit with covariance_type={em_family.name!r} but the model's is "
+            f"{family.name!r}; fit EM with covariance_type={family.name!r}, or leave "
+            f"covariance_type out to sample the EM fit's family."
+        )
     rng = np.random.default_rng(random_seed)
     sample_seed = int(rng.integers(2**31 - 1))
-    if em is None:
-        em = fit_em(data, k, n_init=5, random_state=int(rng.integers(2**31 - 1)))
-    params, em_resp = _em_params(em)
+    if start is None:
+        start = fit_em(
+            data,
+            k,
+            n_init=5,
+            covariance_type=family.name,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+    if isinstance(start, EMResult):
+        params, em_resp = start.params, np.asarray(start.resp)
+    else:
+        params, em_resp = start, None
     if params.n_components != k or params.n_features != data.n_features:
         raise ValueError(
             f"em has {params.n_components} components and {params.n_features} features, but "
             f"n_components={k} and the data have {data.n_features} features."
         )
-    model = build_model(data, k, priors)
+    model = build_model(data, k, priors, covariance_type=family.name)
     initvals = initial_values(model, params)
     kwargs = _start_kwargs(model, sampler, backend)
     with model:
@@ -257,6 +286,7 @@ def sample_posterior(
     tree["membership"] = xr.DataTree(membership(relabelled, data, em_resp))
     settings = {
         "n_components": k,
+        "covariance_type": family.name,
         "draws": draws,
         "tune": tune,
         "chains": chains,

@@ -89,6 +89,28 @@ class CovarianceFamily:  # numpydoc ignore=PR01
         """Whether every component has the same covariance matrix (EII, EEI, EEE, E)."""
         return self.name in ("EII", "EEI", "EEE", "E")
 
+    def same_model(self, other: CovarianceFamily, n_features: int) -> bool:
+        """Whether the two families are the same model for data with ``n_features``.
+
+        With one feature shape and orientation are trivial, and every family is mclust's
+        E or V, as its volume letter says; otherwise only a family is itself.
+
+        Parameters
+        ----------
+        other : CovarianceFamily
+            The other family.
+        n_features : int
+            d.
+
+        Returns
+        -------
+        bool
+            True for the same model.
+        """
+        if n_features == 1:
+            return self.name[0] == other.name[0]
+        return self.name == other.name
+
     def m_step(self, nk, scatter, previous=None, n_steps: int | None = None):
         r"""The family's covariances from :math:`N_k` and :math:`W_k` (a PyTensor graph).
 

@@ -5,7 +5,7 @@ import pymc as pm
 import pytest
 from pymc.initial_point import make_initial_point_fn
 
-from bgmm import fit_em, load_old_faithful, simulate
+from bgmm import GMMParams, fit_em, load_old_faithful, simulate
 from bgmm.bayes import Priors, build_model, initial_values
 from tests.conftest import make_params
 
@@ -38,6 +38,123 @@ def test_model_log_likelihood_equals_em(k, d):
     np.testing.assert_allclose(
         model_log_likelihood(model, truth), evaluate(truth, data)[1].sum(), rtol=1e-8
     )
+
+
+def family_params(params, name):
+    """``params`` with covariances of the family ``name`` (a different matrix per entry)."""
+    cov = np.asarray(params.covariances)
+    d = cov.shape[1]
+    variances = np.diagonal(cov, axis1=1, axis2=2)
+    spherical = variances.mean(axis=1)
+    eye = np.eye(d)
+    structured = {
+        "full": cov,
+        "tied": np.broadcast_to(cov[0], cov.shape),
+        "diag": variances[:, :, None] * eye,
+        "EEI": np.broadcast_to(variances[0] * eye, cov.shape),
+        "spherical": spherical[:, None, None] * eye,
+        "EII": np.broadcast_to(spherical[0] * eye, cov.shape),
+    }[name]
+    return GMMParams.from_arrays(params.weights, params.means, structured.copy())
+
+
+FREE = {
+    "full": {"chol_cov_0": (), "chol_cov_1": ()},
+    "tied": {"chol_cov": ()},
+    "diag": {"sds": ("component", "feature")},
+    "EEI": {"sds": ("feature",)},
+    "spherical": {"sds": ("component",)},
+    "EII": {"sds": ()},
+}
+
+
+@pytest.mark.parametrize("name", list(FREE))
+def test_every_family_has_em_log_likelihood_and_its_free_variables(name):
+    """PyMC's ln p(X | theta) equals EM's at the same theta of each family (1e-8)."""
+    from bgmm import evaluate
+
+    params = family_params(make_params(2, 3, seed=4), name)
+    data = simulate(params, 60, random_state=2).data
+    model = build_model(data, 2, covariance_type=name)
+    np.testing.assert_allclose(
+        model_log_likelihood(model, params), evaluate(params, data)[1].sum(), rtol=1e-8
+    )
+    free = {v.name for v in model.free_RVs} - {"weights", "means"}
+    assert free == set(FREE[name])
+    for var, dims in FREE[name].items():
+        assert model.named_vars_to_dims.get(var, ()) == dims
+    # the start is the same theta: the covariances at initial_values are params'
+    point = make_initial_point_fn(
+        model=model,
+        overrides=initial_values(model, params),
+        jitter_rvs=set(),
+        return_transformed=True,
+    )(0)
+    (at_values,) = model.replace_rvs_by_values([model["covariances"]])
+    covariances = model.compile_fn(
+        at_values,
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+        mode="FAST_COMPILE",
+    )(point)
+    np.testing.assert_allclose(covariances, params.covariances, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "letter"), [("E", "E"), ("V", "V"), ("tied", "E"), ("diag", "V")]
+)
+def test_one_feature_families_are_mclust_e_and_v(name, letter):
+    from bgmm import evaluate
+
+    params = make_params(2, 1, seed=5)
+    if letter == "E":
+        params = GMMParams.from_arrays(
+            params.weights, params.means, np.broadcast_to(params.covariances[0], (2, 1, 1))
+        )
+    data = simulate(params, 50, random_state=3).data
+    model = build_model(data, 2, covariance_type=name)
+    assert model.bgmm_family.name[0] == letter
+    sds = model.named_vars_to_dims["sds"]
+    assert sds == (("feature",) if letter == "E" else ("component", "feature"))
+    np.testing.assert_allclose(
+        model_log_likelihood(model, params), evaluate(params, data)[1].sum(), rtol=1e-8
+    )
+
+
+@pytest.mark.parametrize("name", ["tied", "diag", "EEI", "spherical", "EII"])
+def test_prior_draws_have_the_family_structure(name):
+    data = load_old_faithful()
+    model = build_model(data, 3, covariance_type=name)
+    with model:
+        prior = pm.sample_prior_predictive(
+            draws=20, random_seed=1, compile_kwargs={"mode": "FAST_COMPILE"}
+        )
+    cov = prior["prior"]["covariances"].values[0]  # (draw, K, d, d)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    off = cov[..., 0, 1]
+    if name in ("tied", "EEI", "EII"):
+        np.testing.assert_array_equal(cov, np.broadcast_to(cov[:, :1], cov.shape))
+    if name != "tied":
+        np.testing.assert_array_equal(off, 0.0)
+    else:
+        assert np.all(off != 0.0)
+    if name in ("spherical", "EII"):
+        np.testing.assert_array_equal(cov[..., 0, 0], cov[..., 1, 1])
+    else:
+        assert np.all(cov[..., 0, 0] != cov[..., 1, 1])
+
+
+def test_a_family_the_model_lacks_is_refused_with_the_list():
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "the Bayesian model has no covariance_type='VEV'; it has full (VVV), tied (EEE), "
+            "diag (VVI), spherical (VII), EII, EEI, E, V. Fit VEV by EM"
+        ),
+    ):
+        build_model(load_old_faithful(), 2, covariance_type="VEV")
+    with pytest.raises(ValueError, match="covariance_type must be one of scikit-learn's"):
+        build_model(load_old_faithful(), 2, covariance_type="wishart")
 
 
 def test_names_dims_and_coords_are_the_contract():

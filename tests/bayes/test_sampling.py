@@ -148,6 +148,11 @@ def test_numba_backend_is_selectable():
             ValueError,
             "em has 2 components and 2 features, but n_components=3",
         ),
+        (
+            {"covariance_type": "VEV"},
+            ValueError,
+            "the Bayesian model has no covariance_type='VEV'; it has full (VVV), tied (EEE)",
+        ),
     ],
 )
 def test_bad_input(kwargs, exc, match):
@@ -202,3 +207,39 @@ def test_chains_start_at_the_em_estimate_jittered_per_chain(sampler, simulated):
     for name, value in exact.items():
         assert np.all(np.abs(chain_a[name] - value) <= 1.0)  # around the EM estimate
         assert not np.array_equal(chain_a[name], chain_b[name])  # different per chain
+
+
+def test_diagonal_family_end_to_end(simulated):
+    """diag: sds per component and feature; the comparison lists only the free variances."""
+    from bgmm import fit_em
+    from bgmm.compare import compare
+
+    sim, full = simulated
+    em = fit_em(sim.data, 2, n_init=3, covariance_type="diag", random_state=0)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "em is a fit with covariance_type='VVV' but the model's is 'VVI'; fit EM with "
+            "covariance_type='VVI', or leave covariance_type out"
+        ),
+    ):
+        sample_posterior(sim.data, 2, em=full, covariance_type="diag")
+    tree = sample_posterior(sim.data, 2, em=em, **SETTINGS)  # the family comes from em
+    assert json.loads(tree.attrs["bgmm_settings"])["covariance_type"] == "VVI"
+    cov = tree["posterior"]["covariances"]
+    np.testing.assert_array_equal(cov.sel(feature="a", feature_bis="b"), 0.0)
+    # the posterior sits around the EM estimate of the same family
+    np.testing.assert_allclose(
+        cov.mean(("chain", "draw")).values, em.covariances, rtol=0.35, atol=0.05
+    )
+    table = compare(em, tree).to_dataframe()
+    rows = [r for r in table.index if r.startswith("covariances")]
+    assert rows == [
+        "covariances[0, a, a]",
+        "covariances[0, b, b]",
+        "covariances[1, a, a]",
+        "covariances[1, b, b]",
+    ]
+    assert table.loc[rows, "em_in_hdi"].all()
+    with pytest.raises(ValueError, match="sampled with covariance_type='VVI' but the EM fit"):
+        compare(full, tree)
