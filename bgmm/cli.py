@@ -316,9 +316,20 @@ def cmd_select_k(args: argparse.Namespace) -> int:
     columns = args.columns.split(",") if args.columns else None
     data = as_data(args.data, columns=columns)
     if args.families is not None:
-        table = select_model(data, args.k_range, args.families, random_state=args.seed)
+        table = select_model(
+            data,
+            args.k_range,
+            args.families,
+            random_state=args.seed,
+            loo=not args.no_loo,
+            backend=args.backend,
+            progressbar=not args.quiet,
+        )
         print("BIC (lower is better) by K and covariance family:")
         print(bic_table(table).round(3).to_string())
+        if "elpd_loo" in table:
+            print("PSIS-LOO elpd (higher is better; families with a Bayesian model):")
+            print(bic_table(table, "elpd_loo").dropna(axis=1, how="all").round(3).to_string())
         k, family = table["bic"].idxmin()
         row = table.loc[(k, family)]
         print(
@@ -422,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--families",
         help="covariance families, 'all' or e.g. EII,VVV: mclust's BIC table over K and "
-        "family (EM criteria; LOO is for full covariances)",
+        "family, with PSIS-LOO for full, tied, diag, spherical, EII and EEI (--no-loo: "
+        "EM criteria only)",
     )
     _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_select_k)

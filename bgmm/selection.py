@@ -19,7 +19,7 @@ For every K in a range:
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import arviz_stats as azs
 import numpy as np
@@ -125,43 +125,61 @@ def select_k(
     if not ks:
         raise ValueError("k_range is empty; give at least one number of components.")
     n = data.n_samples
+    sampling = _Sampling(draws, tune, chains, backend, progressbar)
     rows, elpds = [], {}
     for k in ks:
         em = fit_em(data, k, n_init=n_init, random_state=random_state)
         row = {"k": k, **_criteria(em, n)}
         if loo:
-            from bgmm.bayes import sample_posterior
-
-            tree = sample_posterior(
-                data,
-                k,
-                em=em,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                backend=backend,
-                random_seed=random_state,
-                progressbar=progressbar,
-            )
-            with warnings.catch_warnings():
-                # Reported below through pareto_k_bad rather than as a warning per K.
-                warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
-                result = azs.loo(tree)
+            result = _loo(data, em, sampling, random_state)
             elpds[str(k)] = result
-            row.update(
-                {
-                    "elpd_loo": float(result.elpd),
-                    "elpd_loo_se": float(result.se),
-                    "p_loo": float(result.p),
-                    "looic": -2.0 * float(result.elpd),
-                    "pareto_k_bad": int((np.asarray(result.pareto_k) > result.good_k).sum()),
-                }
-            )
+            row.update(_loo_columns(result))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("k")
     if loo:
-        table = table.join(_compare_loo(elpds))
+        table = table.join(_compare_loo(elpds, lambda key: int(key), "k"))
     return table
+
+
+class _Sampling(NamedTuple):
+    """Sampler settings of the LOO columns."""
+
+    draws: int
+    tune: int
+    chains: int
+    backend: str
+    progressbar: bool
+
+
+def _loo(data: GMMData, em: EMResult, sampling: _Sampling, random_state):
+    """PSIS-LOO of the posterior of ``em``'s K and family, started at ``em``."""
+    from bgmm.bayes import sample_posterior
+
+    tree = sample_posterior(
+        data,
+        em.weights.shape[0],
+        em=em,
+        draws=sampling.draws,
+        tune=sampling.tune,
+        chains=sampling.chains,
+        backend=sampling.backend,
+        random_seed=random_state,
+        progressbar=sampling.progressbar,
+    )
+    with warnings.catch_warnings():
+        # Reported through pareto_k_bad rather than as a warning per model.
+        warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
+        return azs.loo(tree)
+
+
+def _loo_columns(result) -> dict:
+    return {
+        "elpd_loo": float(result.elpd),
+        "elpd_loo_se": float(result.se),
+        "p_loo": float(result.p),
+        "looic": -2.0 * float(result.elpd),
+        "pareto_k_bad": int((np.asarray(result.pareto_k) > result.good_k).sum()),
+    }
 
 
 def _criteria(em: EMResult, n: float) -> dict:
@@ -197,6 +215,12 @@ def select_model(
     random_state: int | None = None,
     reg_covar: float = 1e-6,
     max_iter: int = 1000,
+    loo: bool = False,
+    draws: int = 500,
+    tune: int = 500,
+    chains: int = 2,
+    backend: str = "jax",
+    progressbar: bool = False,
 ) -> pd.DataFrame:
     r"""EM criteria for every number of components and covariance family (mclust's table).
 
@@ -222,6 +246,16 @@ def select_model(
         As in :func:`bgmm.fit_em`.
     max_iter : int, default 1000
         As in :func:`bgmm.fit_em`.
+    loo : bool, default False
+        Also sample the posterior of every cell whose family the Bayesian model has
+        (:data:`bgmm.bayes.BAYES_FAMILIES`), started at the cell's EM fit, and add its
+        PSIS-LOO (slow: one NUTS run per cell).
+    draws, tune, chains : int
+        Sampler settings for LOO.
+    backend : {"jax", "numba"}, default "jax"
+        Compiler of the sampler's log density (see :func:`bgmm.bayes.sample_posterior`).
+    progressbar : bool, default False
+        Show the sampler's progress bars.
 
     Returns
     -------
@@ -230,8 +264,10 @@ def select_model(
         ``bic``, ``aic``, ``icl`` (lower is better; mclust reports
         :math:`-\mathrm{BIC}`), ``converged``, ``best_bic`` and ``best_icl`` (the
         best cell of each criterion), and ``note`` (why a cell has no fit: a singular or
-        empty component, which mclust reports as NA). :func:`bic_table` gives the
-        K x family view.
+        empty component, which mclust reports as NA). With ``loo``, the columns of
+        :func:`select_k`'s LOO (``elpd_loo`` ... ``weight``, compared over every cell that
+        has them; NaN for the families the Bayesian model lacks) and ``best_loo``.
+        :func:`bic_table` gives the K x family view.
 
     Notes
     -----
@@ -248,7 +284,10 @@ def select_model(
         names = ["E", "V"]
     else:
         names = _families(families)
-    rows = []
+    sampling = _Sampling(draws, tune, chains, backend, progressbar)
+    if loo:
+        from bgmm.bayes import BAYES_FAMILIES
+    rows, elpds = [], {}
     for k in ks:
         for name in names:
             row = {"k": k, "family": name}
@@ -276,13 +315,29 @@ def select_model(
             else:
                 row.update(_criteria(em, em.total_weight))
                 row.update({"converged": em.converged, "note": ""})
+                if loo and name in BAYES_FAMILIES:
+                    result = _loo(data, em, sampling, random_state)
+                    elpds[f"{k} {name}"] = result
+                    row.update(_loo_columns(result))
+                elif loo:
+                    row["note"] = "no Bayesian model of this family (no LOO)"
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["k", "family"])
-    table = table[["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "note"]]
+    columns = ["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "note"]
+    if elpds:
+        loo_columns = list(_loo_columns(next(iter(elpds.values()))))
+        table = table[columns + loo_columns].join(
+            _compare_loo(elpds, lambda key: (int(key.split()[0]), key.split()[1]), ["k", "family"])
+        )
+        columns = list(table.columns)
+    table = table[columns]
     for criterion in ("bic", "icl"):
         table[f"best_{criterion}"] = False
         if table[criterion].notna().any():
             table.loc[table[criterion].idxmin(), f"best_{criterion}"] = True
+    if elpds:
+        table["best_loo"] = False
+        table.loc[table["elpd_loo"].idxmax(), "best_loo"] = True
     return table
 
 
@@ -293,31 +348,38 @@ def bic_table(table: pd.DataFrame, criterion: str = "bic") -> pd.DataFrame:
     ----------
     table : pandas.DataFrame
         The output of :func:`select_model`.
-    criterion : {"bic", "icl", "aic", "log_likelihood"}, default "bic"
-        The column to show.
+    criterion : {"bic", "icl", "aic", "log_likelihood", "elpd_loo", "looic"}, default "bic"
+        The column to show (the LOO ones when the table has them).
 
     Returns
     -------
     pandas.DataFrame
         One row per K, one column per family, in the order of ``table``.
     """
-    if criterion not in ("bic", "icl", "aic", "log_likelihood"):
+    criteria = ("bic", "icl", "aic", "log_likelihood", "elpd_loo", "looic")
+    if criterion not in criteria or criterion not in table:
         raise ValueError(
-            f"criterion must be one of 'bic', 'icl', 'aic', 'log_likelihood', got {criterion!r}."
+            f"criterion must be one of the table's {[c for c in criteria if c in table]}, "
+            f"got {criterion!r}."
         )
     families = list(dict.fromkeys(table.index.get_level_values("family")))
     return table[criterion].unstack("family")[families]
 
 
-def _compare_loo(elpds: dict) -> pd.DataFrame:
-    """Each K against the best by LOO (``arviz_stats.compare``), indexed by K."""
+def _compare_loo(elpds: dict, index, names) -> pd.DataFrame:
+    """Each model against the best by LOO (``arviz_stats.compare``).
+
+    ``elpds`` maps a label to its LOO result; ``index`` turns a label into the table's
+    index value, whose level name(s) are ``names``.
+    """
     columns = ["elpd_diff", "dse", "p_worse", "weight"]
     if len(elpds) == 1:
-        (k,) = elpds
-        return pd.DataFrame(
-            [[0.0, 0.0, np.nan, 1.0]], index=pd.Index([int(k)], name="k"), columns=columns
-        )
-    cmp = azs.compare(elpds, round_to="none")
-    out = cmp[columns].astype(float)
-    out.index = pd.Index([int(k) for k in out.index], name="k")
+        out = pd.DataFrame([[0.0, 0.0, np.nan, 1.0]], index=list(elpds), columns=columns)
+    else:
+        out = azs.compare(elpds, round_to="none")[columns].astype(float)
+    labels = [index(key) for key in out.index]
+    if isinstance(names, str):
+        out.index = pd.Index(labels, name=names)
+    else:
+        out.index = pd.MultiIndex.from_tuples(labels, names=names)
     return out

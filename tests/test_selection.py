@@ -92,3 +92,28 @@ def test_select_model_bad_families(data):
         select_model(data, [1], "ful")
     with pytest.raises(ValueError, match="criterion must be one of"):
         bic_table(select_model(data, [1], "EII"), "looic")
+
+
+def test_select_model_loo_for_the_families_the_bayesian_model_has(data):
+    import arviz_stats as azs
+
+    from bgmm.bayes import sample_posterior
+
+    settings = {"draws": 150, "tune": 150, "chains": 2}
+    table = select_model(data, [1, 3], "EII,VEV", random_state=0, loo=True, **settings)
+    eii = table.xs("EII", level="family")
+    assert eii["elpd_loo"].notna().all() and eii["pareto_k_bad"].notna().all()
+    np.testing.assert_allclose(eii["looic"], -2 * eii["elpd_loo"])
+    vev = table.xs("VEV", level="family")
+    assert vev["elpd_loo"].isna().all() and vev["log_likelihood"].notna().all()
+    assert (vev["note"] == "no Bayesian model of this family (no LOO)").all()
+    # the cell's LOO is that of the posterior started at the cell's EM fit, same seed
+    em = fit_em(data, 3, covariance_type="EII", random_state=0)
+    tree = sample_posterior(data, 3, em=em, random_seed=0, progressbar=False, **settings)
+    assert table.loc[(3, "EII"), "elpd_loo"] == pytest.approx(float(azs.loo(tree).elpd), rel=1e-12)
+    # compared over the cells that have it; three spherical clusters beat one
+    assert table["best_loo"].sum() == 1 and table.loc[(3, "EII"), "best_loo"]
+    assert table.loc[(3, "EII"), "elpd_diff"] == 0
+    assert table.loc[(1, "EII"), "elpd_diff"] < -4 * table.loc[(1, "EII"), "dse"]
+    np.testing.assert_allclose(table["weight"].sum(), 1.0)
+    assert list(bic_table(table, "elpd_loo").columns) == ["EII", "VEV"]
