@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bgmm.cli import main
@@ -97,10 +98,26 @@ def test_fit_em_only_and_select_k(csv, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bic" in out and (out_dir / "select_k.png").exists()
     argv = ["select-k", str(csv), "--columns", "a,b", "--k-range", "1-2", "--families", "EII,VVV"]
-    assert main([*argv, "--output", str(out_dir)]) == 0
+    assert main([*argv, "--no-loo", "--output", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert "BIC (lower is better) by K and covariance family" in out and "best by BIC" in out
+    assert "PSIS-LOO" not in out
     assert (out_dir / "bic.png").exists() and (out_dir / "select_model.csv").exists()
+    # with LOO for the families the Bayesian model has (EII), not for the others (VEV)
+    argv = ["select-k", str(csv), "--columns", "a,b", "--k-range", "1", "--families", "EII,VEV"]
+    argv.append("--quiet")
+    assert main([*argv, "--output", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "PSIS-LOO elpd (higher is better; families with a Bayesian model):" in out
+    saved = pd.read_csv(out_dir / "select_model.csv").set_index("family")
+    assert np.isfinite(saved.loc["EII", "elpd_loo"]) and np.isnan(saved.loc["VEV", "elpd_loo"])
+    # EM of another family through bgmm fit
+    argv = ["fit", str(csv), "--columns", "a,b", "-k", "2", "--method", "em"]
+    argv += ["--covariance-type", "diag"]
+    assert main([*argv, "--quiet", "--output", str(out_dir / "diag")]) == 0
+    out = capsys.readouterr().out
+    assert "EM VVI, K=2: converged True" in out
+    assert load_fit(out_dir / "diag" / "fit.nc").em.covariance_type == "VVI"
 
 
 @pytest.fixture
@@ -138,6 +155,10 @@ def bad_files(tmp_path):
         (
             ["select-k", "{two_rows}", "--k-range", "1", "--families", "EII,XYZ"],
             "covariance_type must be one of",
+        ),
+        (
+            ["fit", "{two_rows}", "-k", "1", "--covariance-type", "VEV"],
+            "the Bayesian model has no covariance_type='VEV'; it has full (VVV)",
         ),
         (["compare", "{missing}"], "saved fit"),
         (["compare", "{text}"], "could not be read as a saved bgmm fit"),
