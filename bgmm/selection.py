@@ -211,7 +211,8 @@ def select_model(
     k_range,
     families="all",
     *,
-    n_init: int = 1,
+    n_init: int = 10,
+    init_params: str = "auto",
     random_state: int | None = None,
     reg_covar: float = 1e-6,
     max_iter: int = 1000,
@@ -225,8 +226,12 @@ def select_model(
     r"""EM criteria for every number of components and covariance family (mclust's table).
 
     Every cell is an EM fit (:func:`bgmm.fit_em`); for a given K, every family starts from
-    the same partition (same ``random_state``), as mclust starts every model from one
-    hierarchical clustering.
+    the same partitions (same ``random_state``), as mclust starts every model from one
+    hierarchical clustering. By default each cell keeps the best of ten restarts, run
+    together: the model-based hierarchical agglomeration mclust starts from, k-means, and
+    eight k-means++ seeds. One k-means start, or the agglomeration alone, stays below
+    mclust's log-likelihood in some cells of Old Faithful; these ten reach it in every
+    cell measured (README, "Starting points"; ``benchmarks/bench_starts.py`` repeats it).
 
     Parameters
     ----------
@@ -238,8 +243,11 @@ def select_model(
         The families: ``"all"`` (mclust's fourteen), a comma-separated string such as
         ``"EII,VVV"``, or a list; scikit-learn's names are accepted too. With one feature,
         ``"all"`` means mclust's ``E`` and ``V``.
-    n_init : int, default 1
-        EM restarts per cell; the best is kept.
+    n_init : int, default 10
+        EM restarts per cell, iterated together; the best is kept.
+    init_params : {"auto", "hierarchical", "kmeans", "k-means++", "random"}, default "auto"
+        The starts (see :func:`bgmm.fit_em`): ``"auto"`` is the agglomeration, k-means,
+        then k-means++ seeds.
     random_state : int, optional
         Seed of the starts (same seed, same table).
     reg_covar : float, default 1e-6
@@ -296,6 +304,7 @@ def select_model(
                     data,
                     k,
                     covariance_type=name,
+                    init_params=init_params,
                     n_init=n_init,
                     random_state=random_state,
                     reg_covar=reg_covar,

@@ -62,7 +62,7 @@ def test_select_model_table_over_k_and_families(data):
     ]  # scikit-learn's names become mclust's
     n = data.n_samples
     for (k, family), row in table.iterrows():
-        em = fit_em(data, k, covariance_type=family, random_state=0)
+        em = fit_em(data, k, covariance_type=family, init_params="auto", n_init=10, random_state=0)
         assert row["log_likelihood"] == pytest.approx(em.log_likelihood, rel=1e-10)
         assert row["n_parameters"] == n_parameters(k, 2, family) == em.n_parameters
         assert row["bic"] == pytest.approx(-2 * em.log_likelihood + em.n_parameters * np.log(n))
@@ -108,7 +108,7 @@ def test_select_model_loo_for_the_families_the_bayesian_model_has(data):
     assert vev["elpd_loo"].isna().all() and vev["log_likelihood"].notna().all()
     assert (vev["note"] == "no Bayesian model of this family (no LOO)").all()
     # the cell's LOO is that of the posterior started at the cell's EM fit, same seed
-    em = fit_em(data, 3, covariance_type="EII", random_state=0)
+    em = fit_em(data, 3, covariance_type="EII", init_params="auto", n_init=10, random_state=0)
     tree = sample_posterior(data, 3, em=em, random_seed=0, progressbar=False, **settings)
     assert table.loc[(3, "EII"), "elpd_loo"] == pytest.approx(float(azs.loo(tree).elpd), rel=1e-12)
     # compared over the cells that have it; three spherical clusters beat one

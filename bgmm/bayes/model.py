@@ -120,7 +120,7 @@ def bayes_family(covariance_type, n_features: int) -> CovarianceFamily:
     covariance_type : str or CovarianceFamily
         Any name :func:`bgmm.covariance.get_family` takes.
     n_features : int
-        d (the one-feature models E and V need d = 1).
+        The number of features d (the one-feature models E and V need d = 1).
 
     Returns
     -------

@@ -100,7 +100,7 @@ class CovarianceFamily:  # numpydoc ignore=PR01
         other : CovarianceFamily
             The other family.
         n_features : int
-            d.
+            The number of features d.
 
         Returns
         -------

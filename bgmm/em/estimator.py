@@ -37,7 +37,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Most EM iterations per restart.
     reg_covar : float, default 1e-6
         Added to the diagonal of each covariance; 0 gives the derivation exactly.
-    init_params : {"kmeans", "k-means++", "random"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "hierarchical", "auto"}, default "kmeans"
         How the responsibilities are initialised (see :func:`bgmm.fit_em`).
     n_init : int, default 1
         Restarts; the best log-likelihood is kept.

@@ -40,6 +40,7 @@ from bgmm._validation import check_number
 from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
+from bgmm.em.hierarchical import hierarchical_partition
 from bgmm.em.stats import SufficientStats
 from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
@@ -87,8 +88,17 @@ HISTORY_FIELDS = (
     "regularization_gap",  # how far reg_covar keeps Q below its maximum
 )
 
-InitParams = Literal["kmeans", "k-means++", "random"]
-_INIT_PARAMS = ("kmeans", "k-means++", "random")
+InitParams = Literal["kmeans", "k-means++", "random", "hierarchical", "auto"]
+_INIT_PARAMS = ("kmeans", "k-means++", "random", "hierarchical", "auto")
+
+
+def _restart_init(init_params: str, restart: int) -> str:
+    """The start of one restart: ``"auto"`` mixes agglomeration, k-means and k-means++."""
+    if init_params != "auto":
+        return init_params
+    return ("hierarchical", "kmeans")[restart] if restart < 2 else "k-means++"
+
+
 _DTYPES = ("float64", "float32")
 
 
@@ -622,11 +632,13 @@ def _responsibilities(params: GMMParams, values: np.ndarray, dtype: str) -> np.n
 
 
 def _initial_partition(values, sample_weight, n_components: int, init_params: str, rng):
-    """Hard labels (k-means, k-means++) or soft random responsibilities."""
+    """Hard labels (k-means, k-means++, agglomeration) or soft random responsibilities."""
     n = values.shape[0]
     if init_params == "random":
         resp = rng.uniform(size=(n, n_components))
         return resp / resp.sum(axis=1, keepdims=True)
+    if init_params == "hierarchical":
+        return hierarchical_partition(values, n_components, rng)
     from sklearn.cluster import KMeans, kmeans_plusplus
 
     seed = int(rng.integers(np.iinfo(np.int32).max))
@@ -898,10 +910,16 @@ def fit_em(
         families other than full, tied, diag and spherical, the M step runs on the scatter
         :math:`W_k + N_k \epsilon I`, which adds :math:`\epsilon I` to those four and keeps
         every family's structure.
-    init_params : {"kmeans", "k-means++", "random"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "hierarchical"}, default "kmeans"
         How responsibilities are initialised when parameters are not all given:
-        hard k-means labels, hard labels of the nearest k-means++ seed, or uniform random
-        responsibilities.
+        hard k-means labels, hard labels of the nearest k-means++ seed, uniform random
+        responsibilities, or the groups of model-based hierarchical agglomeration
+        (mclust's start, :mod:`bgmm.em.hierarchical`; the same for every restart unless
+        the data are large enough to be subsampled, and blind to ``sample_weight``).
+        ``"auto"`` starts the first restart from the agglomeration, the second from
+        k-means and the others from k-means++ seeds: the default of
+        :func:`bgmm.selection.select_model`, which reaches mclust's log-likelihoods where
+        each start alone does not (README, "Starting points").
     n_init : int, default 1
         Number of restarts, iterated together (one pass over the data serves all of them);
         the one with the highest final log-likelihood is kept.
@@ -991,10 +1009,18 @@ def fit_em(
         tuple(
             np.ascontiguousarray(a, dtype=np.float64)
             for a in _initial_params(
-                values, weights, n_components, init_params, rng, reg_covar, user, dtype, family
+                values,
+                weights,
+                n_components,
+                _restart_init(init_params, restart),
+                rng,
+                reg_covar,
+                user,
+                dtype,
+                family,
             )
         )
-        for _ in range(n_init)
+        for restart in range(n_init)
     ]
     rows = _chunk_rows(data.n_samples, n_init * n_components, data.n_features, chunk_size, dtype)
     device = _to_device(values, weights, rows, dtype)
