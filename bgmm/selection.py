@@ -28,7 +28,7 @@ import pandas as pd
 from bgmm.covariance import FAMILIES, get_family
 from bgmm.data import GMMData, as_data, check_n_components
 from bgmm.em import EMResult, fit_em
-from bgmm.exceptions import SingularCovarianceError
+from bgmm.exceptions import ConvergenceWarning, SingularCovarianceError
 
 __all__ = ["bic_table", "n_parameters", "select_k", "select_model"]
 
@@ -300,16 +300,19 @@ def select_model(
         for name in names:
             row = {"k": k, "family": name}
             try:
-                em = fit_em(
-                    data,
-                    k,
-                    covariance_type=name,
-                    init_params=init_params,
-                    n_init=n_init,
-                    random_state=random_state,
-                    reg_covar=reg_covar,
-                    max_iter=max_iter,
-                )
+                with warnings.catch_warnings():
+                    # Reported in the table's converged column, as mclust does.
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    em = fit_em(
+                        data,
+                        k,
+                        covariance_type=name,
+                        init_params=init_params,
+                        n_init=n_init,
+                        random_state=random_state,
+                        reg_covar=reg_covar,
+                        max_iter=max_iter,
+                    )
             except (SingularCovarianceError, ValueError) as exc:
                 if isinstance(exc, ValueError) and "empty" not in str(exc):
                     raise

@@ -5,6 +5,7 @@ from bgmm.em.estimator import GaussianMixtureEM
 from bgmm.em.solver import (
     HISTORY_FIELDS,
     SINGULAR_RTOL,
+    SPURIOUS_GAP,
     EMResult,
     evaluate,
     fit_em,
@@ -15,6 +16,7 @@ from bgmm.em.uncertainty import StandardErrors, standard_errors
 __all__ = [
     "HISTORY_FIELDS",
     "SINGULAR_RTOL",
+    "SPURIOUS_GAP",
     "EMResult",
     "StandardErrors",
     "GaussianMixtureEM",

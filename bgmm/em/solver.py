@@ -54,6 +54,7 @@ from bgmm.params import GMMParams
 __all__ = [
     "HISTORY_FIELDS",
     "SINGULAR_RTOL",
+    "SPURIOUS_GAP",
     "EMResult",
     "evaluate",
     "fit_em",
@@ -66,6 +67,9 @@ COMPILE_MODE = "JAX"
 
 #: Relative Cholesky pivot below which a covariance counts as singular.
 SINGULAR_RTOL = 1e-12
+
+#: Regularisation gap (nats of Q) above which a restart's maximum is held up by reg_covar.
+SPURIOUS_GAP = 1.0
 
 #: Iterations per compiled block (the host looks at the stopping test once per block).
 BLOCK_SIZE = 16
@@ -816,6 +820,12 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
     }
 
 
+def _proper(run: _Run) -> bool:
+    """Whether a finished restart's maximum stands without reg_covar (see ``SPURIOUS_GAP``)."""
+    gap = run.rows[-1][-1] if run.rows else 0.0
+    return bool(gap <= SPURIOUS_GAP)
+
+
 def _host(a) -> np.ndarray:
     """A block output on the host, in float64 whatever the compute dtype (flags stay bool)."""
     a = np.asarray(a)
@@ -922,7 +932,10 @@ def fit_em(
         each start alone does not (README, "Starting points").
     n_init : int, default 1
         Number of restarts, iterated together (one pass over the data serves all of them);
-        the one with the highest final log-likelihood is kept.
+        the one with the highest final log-likelihood is kept, passing over spurious
+        maxima when another restart has a proper one: a restart whose final
+        regularisation gap exceeds ``SPURIOUS_GAP`` (1 nat of Q) exists only through
+        ``reg_covar``, typically a component collapsed onto points that share a value.
     random_state : int, numpy Generator or None
         Seed of every random choice (restarts, k-means); same seed, same result.
     weights_init, means_init, covariances_init : array-like, optional
@@ -1056,6 +1069,9 @@ def fit_em(
         for i, ll in enumerate(finals):
             callback(i + 1, n_init, ll)
     scores = [ll if np.isfinite(ll) else -np.inf for ll in finals]
+    proper = [_proper(run) for run in runs]
+    if any(ok and np.isfinite(ll) for ok, ll in zip(proper, scores, strict=True)):
+        scores = [ll if ok else -np.inf for ok, ll in zip(proper, scores, strict=True)]
     run = runs[int(np.argmax(scores))]
     params = GMMParams(*(readonly(a) for a in run.params))
     if run.singular:

@@ -228,7 +228,8 @@ def test_empty_component_is_a_clear_error():
         (
             {"init_params": "foo"},
             ValueError,
-            "init_params must be one of ('kmeans', 'k-means++', 'random'), got 'foo'",
+            "init_params must be one of ('kmeans', 'k-means++', 'random', 'hierarchical', "
+            "'auto'), got 'foo'",
         ),
         ({"covariance_type": "ful"}, ValueError, "or 'E' / 'V' for one feature; got 'ful'"),
         ({"weights_init": [0.2, 0.2]}, ValueError, "weights must sum to 1, got sum 0.4"),
