@@ -254,7 +254,7 @@ def initial_values(model: pm.Model, params: GMMParams) -> dict[str, np.ndarray]:
         "weights": np.asarray(params.weights, dtype=np.float64),
         "means": np.asarray(params.means, dtype=np.float64),
     }
-    equal = family.name in ("EEE", "EEI", "EII", "E")
+    equal = family.shares_covariance
     if d == 1 or family.name in ("VVI", "EEI"):
         values["sds"] = np.sqrt(variances[0] if equal else variances)
     elif family.name in ("VII", "EII"):
