@@ -79,7 +79,12 @@ def mclust_reference(data: dict[str, np.ndarray]) -> pd.DataFrame:
         subprocess.run(["Rscript", str(HERE / "mclust_reference.R"), str(out), *paths], check=True)
         table = pd.read_csv(out)
     table["dataset"] = table["dataset"].str.removesuffix(".csv")
-    table.to_csv(REFERENCE, index=False)
+    # Replace only the rows of the data sets measured now; keep the others' saved rows.
+    saved = pd.read_csv(REFERENCE) if REFERENCE.exists() else table.iloc[:0]
+    kept = saved[~saved["dataset"].isin(table["dataset"].unique())]
+    pd.concat([kept, table]).sort_values(["dataset", "k"], kind="stable").to_csv(
+        REFERENCE, index=False
+    )
     print(f"mclust's numbers from R (saved to {REFERENCE.name})")
     return table
 
