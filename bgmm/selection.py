@@ -137,7 +137,7 @@ def select_k(
         rows.append(row)
     table = pd.DataFrame(rows).set_index("k")
     if loo:
-        table = table.join(_compare_loo(elpds, lambda key: int(key), "k"))
+        table = table.join(_compare_loo(elpds, {key: int(key) for key in elpds}, "k"))
     return table
 
 
@@ -172,7 +172,11 @@ def _loo(data: GMMData, em: EMResult, sampling: _Sampling, random_state):
         return azs.loo(tree)
 
 
+_LOO_COLUMNS = ("elpd_loo", "elpd_loo_se", "p_loo", "looic", "pareto_k_bad")
+
+
 def _loo_columns(result) -> dict:
+    """The ``_LOO_COLUMNS`` of one PSIS-LOO result."""
     return {
         "elpd_loo": float(result.elpd),
         "elpd_loo_se": float(result.se),
@@ -295,7 +299,7 @@ def select_model(
     sampling = _Sampling(draws, tune, chains, backend, progressbar)
     if loo:
         from bgmm.bayes import BAYES_FAMILIES
-    rows, elpds = [], {}
+    rows, elpds, cells = [], {}, {}
     for k in ks:
         for name in names:
             row = {"k": k, "family": name}
@@ -330,19 +334,16 @@ def select_model(
                 if loo and name in BAYES_FAMILIES:
                     result = _loo(data, em, sampling, random_state)
                     elpds[f"{k} {name}"] = result
+                    cells[f"{k} {name}"] = (k, name)
                     row.update(_loo_columns(result))
                 elif loo:
                     row["note"] = "no Bayesian model of this family (no LOO)"
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["k", "family"])
     columns = ["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "note"]
+    table = table[columns + (list(_LOO_COLUMNS) if elpds else [])]
     if elpds:
-        loo_columns = list(_loo_columns(next(iter(elpds.values()))))
-        table = table[columns + loo_columns].join(
-            _compare_loo(elpds, lambda key: (int(key.split()[0]), key.split()[1]), ["k", "family"])
-        )
-        columns = list(table.columns)
-    table = table[columns]
+        table = table.join(_compare_loo(elpds, cells, ["k", "family"]))
     for criterion in ("bic", "icl"):
         table[f"best_{criterion}"] = False
         if table[criterion].notna().any():
@@ -378,10 +379,10 @@ def bic_table(table: pd.DataFrame, criterion: str = "bic") -> pd.DataFrame:
     return table[criterion].unstack("family")[families]
 
 
-def _compare_loo(elpds: dict, index, names) -> pd.DataFrame:
+def _compare_loo(elpds: dict, index: dict, names) -> pd.DataFrame:
     """Each model against the best by LOO (``arviz_stats.compare``).
 
-    ``elpds`` maps a label to its LOO result; ``index`` turns a label into the table's
+    ``elpds`` maps a label to its LOO result; ``index`` maps the label to the table's
     index value, whose level name(s) are ``names``.
     """
     columns = ["elpd_diff", "dse", "p_worse", "weight"]
@@ -389,7 +390,7 @@ def _compare_loo(elpds: dict, index, names) -> pd.DataFrame:
         out = pd.DataFrame([[0.0, 0.0, np.nan, 1.0]], index=list(elpds), columns=columns)
     else:
         out = azs.compare(elpds, round_to="none")[columns].astype(float)
-    labels = [index(key) for key in out.index]
+    labels = [index[key] for key in out.index]
     if isinstance(names, str):
         out.index = pd.Index(labels, name=names)
     else:
