@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
+from numpy.lib.recfunctions import unstructured_to_structured
 from pytensor.conditional import ifelse
 
 from bgmm._arrays import largest_magnitude, readonly
@@ -725,18 +726,35 @@ def _initial_params(
 # --------------------------------------------------------------------------------------
 
 
+class _Pending(NamedTuple):
+    """What the block said of theta^t before the E step at theta^t has been read."""
+
+    params: tuple[np.ndarray, np.ndarray, np.ndarray]
+    nk: np.ndarray  # of the E step at theta^{t-1}
+    entropy: float  # H(q^{t-1})
+    q_value: float  # Q(theta^t, theta^{t-1})
+    gap: float  # regularisation gap of theta^t
+    q_start: float  # Q(theta^{t-1}, theta^{t-1})
+
+
 @dataclass
 class _Run:
     """One restart's progress, read from the blocks in order (host side, mutable)."""
 
     params: tuple[np.ndarray, np.ndarray, np.ndarray]
-    rows: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  # pieces of the history, arrays (m, 6)
     log_likelihood: float = float("nan")
     log_likelihood_init: float = float("nan")
     converged: bool = False
     finished: bool = False
     singular: list = field(default_factory=list)
-    pending: dict | None = None  # theta^t and what the E step at theta^{t-1} said of it
+    pending: _Pending | None = None
+
+    def history(self) -> np.ndarray:
+        """The history rows read so far, ``(n_iter, len(HISTORY_FIELDS))``."""
+        if not self.rows:
+            return np.empty((0, len(HISTORY_FIELDS)))
+        return np.concatenate(self.rows)
 
 
 class _Settings(NamedTuple):
@@ -744,6 +762,22 @@ class _Settings(NamedTuple):
     max_iter: int
     total_weight: float
     family: CovarianceFamily
+
+
+def _pending(out: BlockOutputs, j: int, r: int) -> _Pending:
+    return _Pending(
+        params=(out.weights[j, r], out.means[j, r], out.covariances[j, r]),
+        nk=out.nk[j, r],
+        entropy=float(out.entropy[j, r]),
+        q_value=float(out.q_value[j, r]),
+        gap=float(out.regularization_gap[j, r]),
+        q_start=float(out.q_start[j, r]),
+    )
+
+
+def _history_row(p: _Pending, ll: float) -> np.ndarray:
+    lower = p.q_value + p.entropy
+    return np.array([[ll, p.q_value, p.entropy, lower, ll - lower, p.gap]])
 
 
 def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: _Settings):
@@ -762,7 +796,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
         run.log_likelihood_init = run.log_likelihood = ll
     else:
         p = run.pending
-        nk, means = p["nk"], p["params"][1]
+        nk, means = p.nk, p.params[1]
         empty = np.flatnonzero(~(nk > 0) | ~np.isfinite(means).all(axis=1))
         if empty.size:
             raise ValueError(
@@ -770,7 +804,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
                 f"(N_k = {nk[empty].tolist()}): they are empty. Use fewer components, "
                 f"another random_state, or another init_params."
             )
-        run.params = p["params"]
+        run.params = p.params
         bad = _singular_components(pivots)
         if bad:
             if t < max_iter:
@@ -785,14 +819,14 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
                     + " The next E step cannot be computed."
                 )
             run.singular = bad
-            run.rows.append((np.nan, np.nan, p["entropy"], np.nan, np.nan, p["gap"]))
+            run.rows.append(_history_row(p, np.nan))
             run.log_likelihood = np.nan
             run.finished = True
             return
         # The EM inequality: ln p(theta^t) - ln p(theta^{t-1}) >= Q(theta^t, theta^{t-1})
         # - Q(theta^{t-1}, theta^{t-1}), so ln p can fall only by what the M step lost of Q
         # (reg_covar, or a start outside the family), at most the regularisation gap.
-        allowed = max(0.0, p["q_start"] - p["q_value"])
+        allowed = max(0.0, p.q_start - p.q_value)
         roundoff = 1e-9 * max(total_weight, abs(run.log_likelihood))
         if ll < run.log_likelihood - allowed - roundoff:
             raise LikelihoodDecreaseError(
@@ -801,8 +835,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
                 f"lowered Q by ({allowed:.3g}). EM cannot do this: please report it with "
                 f"the data."
             )
-        lower = p["q_value"] + p["entropy"]
-        run.rows.append((ll, p["q_value"], p["entropy"], lower, ll - lower, p["gap"]))
+        run.rows.append(_history_row(p, ll))
         run.log_likelihood = ll
         if out.converged[j, r]:
             run.converged = run.finished = True
@@ -810,26 +843,88 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
         if t == max_iter:
             run.finished = True
             return
-    run.pending = {
-        "params": (out.weights[j, r], out.means[j, r], out.covariances[j, r]),
-        "nk": out.nk[j, r],
-        "entropy": float(out.entropy[j, r]),
-        "q_value": float(out.q_value[j, r]),
-        "gap": float(out.regularization_gap[j, r]),
-        "q_start": float(out.q_start[j, r]),
-    }
+    run.pending = _pending(out, j, r)
+
+
+def _read_plain(run: _Run, out: BlockOutputs, r: int, first: int, stop: int) -> None:
+    """Take entries ``first .. stop - 1`` of restart ``r``, none of them special.
+
+    Each is what ``_read_entry`` would take without raising or stopping: a history row from
+    the entry before it (``run.pending`` for the first) and its own log-likelihood.
+    """
+    if stop <= first:
+        return
+    p, sl, before = run.pending, slice(first, stop - 1), slice(first, stop)
+    q_value = np.concatenate([[p.q_value], out.q_value[sl, r]])
+    entropy = np.concatenate([[p.entropy], out.entropy[sl, r]])
+    gap = np.concatenate([[p.gap], out.regularization_gap[sl, r]])
+    ll = out.log_likelihood[before, r]
+    lower = q_value + entropy
+    run.rows.append(np.column_stack([ll, q_value, entropy, lower, ll - lower, gap]))
+    run.log_likelihood = float(ll[-1])
+    if stop - first > 1:
+        j = stop - 2
+        run.params = (out.weights[j, r], out.means[j, r], out.covariances[j, r])
+    else:
+        run.params = p.params
+    run.pending = _pending(out, stop - 1, r)
+
+
+def _special_entries(
+    run: _Run, out: BlockOutputs, r: int, t0: int, first: int, n_active: int, settings
+) -> np.ndarray:
+    """The entries of restart ``r``, from ``first`` on, that ``_read_entry`` must take.
+
+    Convergence, ``max_iter``, singular pivots, empty components and a decrease of ln p
+    beyond what the EM inequality allows: every entry where the loop of single steps would
+    stop or raise. The rest are read in bulk (``_read_plain``). Needs ``run.pending``
+    (iteration 0 has been read).
+    """
+    act, before = slice(first, n_active), slice(first, n_active - 1)
+    p = run.pending
+    t = t0 + np.arange(first, n_active)
+    special = (t >= settings.max_iter) | out.converged[act, r]
+    special |= ~(out.pivots[act, r] >= SINGULAR_RTOL).all(axis=-1)
+    # What each entry's pending is: the entry before it, or run.pending for the first.
+    nk = np.concatenate([p.nk[None], out.nk[before, r]])
+    means = np.concatenate([p.params[1][None], out.means[before, r]])
+    special |= ~(nk > 0).all(axis=-1) | ~np.isfinite(means).all(axis=(-1, -2))
+    q_start = np.concatenate([[p.q_start], out.q_start[before, r]])
+    q_value = np.concatenate([[p.q_value], out.q_value[before, r]])
+    ll = out.log_likelihood[act, r]
+    previous = np.concatenate([[run.log_likelihood], ll[:-1]])
+    roundoff = 1e-9 * np.maximum(settings.total_weight, np.abs(previous))
+    special |= ~(ll >= previous - np.maximum(0.0, q_start - q_value) - roundoff)
+    return first + np.flatnonzero(special)
+
+
+def _read_block(run: _Run, out: BlockOutputs, r: int, t0: int, n_active: int, settings):
+    """Take the ``n_active`` entries of restart ``r``, from iteration ``t0``, until it stops."""
+    j = 0
+    if run.pending is None:  # iteration 0: the log-likelihood at the start
+        _read_entry(run, out, 0, r, t0, settings)
+        j = 1
+    if run.finished or j >= n_active:
+        return
+    for s in [*_special_entries(run, out, r, t0, j, n_active, settings).tolist(), n_active]:
+        _read_plain(run, out, r, j, s)
+        if s < n_active:
+            _read_entry(run, out, s, r, t0 + s, settings)
+        if run.finished:
+            return
+        j = s + 1
 
 
 def _proper(run: _Run) -> bool:
     """Whether a finished restart's maximum stands without reg_covar (see ``SPURIOUS_GAP``)."""
-    gap = run.rows[-1][-1] if run.rows else 0.0
+    gap = run.rows[-1][-1, -1] if run.rows else 0.0
     return bool(gap <= SPURIOUS_GAP)
 
 
 def _host(a) -> np.ndarray:
     """A block output on the host, in float64 whatever the compute dtype (flags stay bool)."""
     a = np.asarray(a)
-    return a if a.dtype == bool else a.astype(np.float64)
+    return a if a.dtype == bool else a.astype(np.float64, copy=False)
 
 
 def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dtype):
@@ -843,28 +938,28 @@ def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dty
     while not all(run.finished for run in runs):
         n_active = min(BLOCK_SIZE, max_iter + 1 - done_iterations)
         stopped = np.array([run.finished for run in runs])
-        raw = BlockOutputs(
-            *block(
-                *data.inputs(),
-                *theta,
-                log_likelihood,
-                stopped,
-                np.asarray(reg_covar, dtype=dtype),
-                np.asarray(tol, dtype=dtype),
-                np.asarray(n_active, dtype=np.int64),
+        out = BlockOutputs(
+            *(
+                _host(a)
+                for a in block(
+                    *data.inputs(),
+                    *theta,
+                    log_likelihood,
+                    stopped,
+                    np.asarray(reg_covar, dtype=dtype),
+                    np.asarray(tol, dtype=dtype),
+                    np.asarray(n_active, dtype=np.int64),
+                )
             )
         )
-        out = BlockOutputs(*(_host(a) for a in raw))
         for r, run in enumerate(runs):
-            for j in range(n_active):
-                if run.finished:
-                    break
-                _read_entry(run, out, j, r, done_iterations + j, settings)
+            if not run.finished:
+                _read_block(run, out, r, done_iterations, n_active, settings)
         done_iterations += n_active
+        # float64 on the host holds the compute dtype's values exactly.
         last = n_active - 1
-        theta = [np.asarray(a[last], dtype=dtype) for a in (raw.weights, raw.means)]
-        theta.append(np.asarray(raw.covariances[last], dtype=dtype))
-        log_likelihood = np.asarray(raw.log_likelihood[last], dtype=dtype)
+        theta = [a[last].astype(dtype) for a in (out.weights, out.means, out.covariances)]
+        log_likelihood = out.log_likelihood[last].astype(dtype)
     return runs
 
 
@@ -1093,7 +1188,9 @@ def fit_em(
                 stacklevel=2,
             )
         resp = _responsibilities(params, values, dtype)
-    history = np.array(run.rows, dtype=[(f, "f8") for f in HISTORY_FIELDS])
+    history = unstructured_to_structured(
+        run.history(), dtype=np.dtype([(f, "f8") for f in HISTORY_FIELDS])
+    )
     history.setflags(write=False)
     resp.setflags(write=False)
     return EMResult(
@@ -1101,7 +1198,7 @@ def fit_em(
         resp=resp,
         log_likelihood=float(run.log_likelihood),
         log_likelihood_init=float(run.log_likelihood_init),
-        n_iter=len(run.rows),
+        n_iter=len(history),
         converged=run.converged,
         history=history,
         init_log_likelihoods=readonly(finals),
