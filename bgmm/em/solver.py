@@ -24,7 +24,9 @@ A covariance is declared singular when its smallest relative Cholesky pivot
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -35,13 +37,14 @@ import pytensor
 import pytensor.tensor as pt
 from numpy.lib.recfunctions import unstructured_to_structured
 from pytensor.conditional import ifelse
+from pytensor.link.jax.linker import JAXLinker
 
 from bgmm._arrays import largest_magnitude, readonly
 from bgmm._validation import check_number
 from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
-from bgmm.em.hierarchical import hierarchical_partition
+from bgmm.em.hierarchical import MAX_POINTS, hierarchical_partition
 from bgmm.em.stats import SufficientStats
 from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
@@ -259,7 +262,42 @@ def _compiled_m_step(n_features: int, n_components: int, dtype: str, family: str
     return _compile_m_step(n_features, n_components, dtype, family, COMPILE_MODE)
 
 
-def _function(inputs, outputs, mode):
+#: Most features for which the EM graphs compile without XLA's YNNPACK fusions on the CPU.
+#: Their d x d products per component are too small for YNNPACK, whose per-call cost then
+#: dominates: on Old Faithful (d = 2) an iteration of ten restarts takes half the time
+#: without them; at N = 1e5, d = 8 they make no difference, and at d = 32 they are faster
+#: (benchmarks/bench_em_iteration.py and bench_select.py, 2026-11-23).
+SMALL_FEATURES = 8
+
+_NO_YNN_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def _no_ynn_fusions_supported() -> bool:
+    """Whether this jaxlib compiles for a CPU and takes the option (it is experimental)."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return False
+    try:
+        jax.jit(lambda x: x + 1.0, compiler_options=_NO_YNN_FUSIONS).lower(1.0).compile()
+    except Exception:  # an older or newer XLA without the option: compile with its defaults
+        return False
+    return True
+
+
+class _SmallFeaturesJAXLinker(JAXLinker):
+    """PyTensor's JAX linker, compiling without XLA's YNNPACK fusions (``SMALL_FEATURES``)."""
+
+    def jit_compile(self, fn):  # numpydoc ignore=GL08
+        if self.scalar_shape_inputs:  # bgmm's graphs have none; keep PyTensor's handling
+            return super().jit_compile(fn)
+        import jax
+
+        return jax.jit(fn, compiler_options=_NO_YNN_FUSIONS)
+
+
+def _function(inputs, outputs, mode, n_features: int):
     # PyTensor's scan_pushout rewrites for sequences move the per-chunk work out of the
     # scan over chunks, computing it for all rows at once: the (n_components, n_samples,
     # n_features) arrays the chunks exist to avoid (the non-sequence push-out, which keeps
@@ -272,6 +310,14 @@ def _function(inputs, outputs, mode):
         "scan_pushout_add",
         "symbolic_op_recognition",
     )
+    if (
+        type(mode.linker) is JAXLinker
+        and n_features <= SMALL_FEATURES
+        and _no_ynn_fusions_supported()
+    ):
+        mode = pytensor.compile.mode.Mode(
+            linker=_SmallFeaturesJAXLinker(), optimizer=mode.provided_optimizer
+        )
     fn = pytensor.function(inputs, outputs, mode=mode)
     # Inputs are built by this module with the right dtypes; skipping PyTensor's checks
     # lets device arrays (the data) pass to the compiled graph without a copy to the host.
@@ -378,6 +424,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
         ],
         list(outputs),
         mode,
+        d,
     )
 
 
@@ -392,9 +439,9 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
     log_phi = graph.log_gaussian_density(X, mu1, factors.chol)
     step = graph.e_step(graph.weighted_log_density(log_phi, w1))
     evaluate_fn = _function(
-        [X, w1, mu1, cov1], [step.log_resp, step.log_norm, log_phi, factors.pivots], mode
+        [X, w1, mu1, cov1], [step.log_resp, step.log_norm, log_phi, factors.pivots], mode, d
     )
-    resp_fn = _function([X, w1, mu1, cov1], step.resp, mode)
+    resp_fn = _function([X, w1, mu1, cov1], step.resp, mode, d)
     return MixtureFunctions(evaluate=evaluate_fn, responsibilities=resp_fn)
 
 
@@ -411,7 +458,10 @@ def _compile_m_step(d: int, k: int, dtype: str, family: str, mode: str) -> Calla
         SufficientStats(nk, s1, s2, shift, None, None, total), reg_covar, get_family(family)
     )
     return _function(
-        [nk, s1, s2, shift, total, reg_covar], [new.weights, new.means, new.covariances], mode
+        [nk, s1, s2, shift, total, reg_covar],
+        [new.weights, new.means, new.covariances],
+        mode,
+        d,
     )
 
 
@@ -636,8 +686,13 @@ def _responsibilities(params: GMMParams, values: np.ndarray, dtype: str) -> np.n
 # --------------------------------------------------------------------------------------
 
 
-def _initial_partition(values, sample_weight, n_components: int, init_params: str, rng):
-    """Hard labels (k-means, k-means++, agglomeration) or soft random responsibilities."""
+def _initial_partition(
+    values, sample_weight, n_components: int, init_params: str, rng, seed: int | None = None
+):
+    """Hard labels (k-means, k-means++, agglomeration) or soft random responsibilities.
+
+    k-means and k-means++ draw their seed from ``rng`` unless ``seed`` is given.
+    """
     n = values.shape[0]
     if init_params == "random":
         resp = rng.uniform(size=(n, n_components))
@@ -646,7 +701,8 @@ def _initial_partition(values, sample_weight, n_components: int, init_params: st
         return hierarchical_partition(values, n_components, rng)
     from sklearn.cluster import KMeans, kmeans_plusplus
 
-    seed = int(rng.integers(np.iinfo(np.int32).max))
+    if seed is None:
+        seed = _draw_seed(rng)
     if init_params == "kmeans":
         kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=seed)
         return kmeans.fit(values, sample_weight=sample_weight).labels_
@@ -655,6 +711,64 @@ def _initial_partition(values, sample_weight, n_components: int, init_params: st
     )
     distances = np.stack([((values - c) ** 2).sum(axis=1) for c in centres], axis=1)
     return distances.argmin(axis=1)
+
+
+def _draw_seed(rng) -> int:
+    return int(rng.integers(np.iinfo(np.int32).max))
+
+
+#: Largest data (n_samples x n_features numbers) whose starting statistics are kept for
+#: reuse: a grid of families (select_model) starts every family of a K from the same
+#: partitions, and recomputing them was a fifth of the warm 14 x 5 table on Old Faithful.
+#: Larger data would cost more to fingerprint than small starts save.
+START_CACHE_VALUES = 2**20
+
+#: Most starting statistics kept (least recently used go first).
+START_CACHE_SIZE = 256
+
+_START_CACHE: OrderedDict = OrderedDict()
+
+
+def _fingerprint(values: np.ndarray, sample_weight) -> bytes | None:
+    """A digest of the data and weights, or None when the data are too large to cache."""
+    if values.size > START_CACHE_VALUES:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((values.shape, values.dtype.str)).encode())
+    digest.update(np.ascontiguousarray(values).tobytes())
+    if sample_weight is not None:
+        digest.update(np.ascontiguousarray(sample_weight).tobytes())
+    return digest.digest()
+
+
+def _start_statistics(values, sample_weight, n_components, init_params, rng, fingerprint):
+    """The statistics of one restart's starting partition, reused when seen before.
+
+    The random draws are the same with and without the cache: k-means and k-means++ draw
+    their seed (the cache key), the agglomeration of up to ``MAX_POINTS`` rows draws
+    nothing, and the others are not cached.
+    """
+    key = None
+    seed = None
+    if init_params in ("kmeans", "k-means++"):
+        seed = _draw_seed(rng)
+        key = (fingerprint, n_components, init_params, seed)
+    elif init_params == "hierarchical" and values.shape[0] <= MAX_POINTS:
+        key = (fingerprint, n_components, init_params)
+    if fingerprint is None or key is None:
+        partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
+        return _partition_statistics(values, sample_weight, partition, n_components)
+    if key in _START_CACHE:
+        _START_CACHE.move_to_end(key)
+        return _START_CACHE[key]
+    partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
+    stats = _partition_statistics(values, sample_weight, partition, n_components)
+    for a in stats[:-1]:
+        a.setflags(write=False)
+    _START_CACHE[key] = stats
+    while len(_START_CACHE) > START_CACHE_SIZE:
+        _START_CACHE.popitem(last=False)
+    return stats
 
 
 def _partition_statistics(values, sample_weight, partition, n_components: int):
@@ -697,12 +811,20 @@ def _check_user_init(weights_init, means_init, covariances_init, n_components, n
 
 
 def _initial_params(
-    values, sample_weight, n_components, init_params, rng, reg_covar, user, dtype, family
+    values,
+    sample_weight,
+    n_components,
+    init_params,
+    rng,
+    reg_covar,
+    user,
+    dtype,
+    family,
+    fingerprint=None,
 ):
     if all(v is not None for v in user.values()):
         return user["weights"], user["means"], user["covariances"]
-    partition = _initial_partition(values, sample_weight, n_components, init_params, rng)
-    stats = _partition_statistics(values, sample_weight, partition, n_components)
+    stats = _start_statistics(values, sample_weight, n_components, init_params, rng, fingerprint)
     empty = np.flatnonzero(~(stats[0] > 0))
     if empty.size:
         raise ValueError(
@@ -871,48 +993,66 @@ def _read_plain(run: _Run, out: BlockOutputs, r: int, first: int, stop: int) -> 
 
 
 def _special_entries(
-    run: _Run, out: BlockOutputs, r: int, t0: int, first: int, n_active: int, settings
+    runs: list[_Run],
+    live: list[int],
+    out: BlockOutputs,
+    t0: int,
+    first: int,
+    n_active: int,
+    settings,
 ) -> np.ndarray:
-    """The entries of restart ``r``, from ``first`` on, that ``_read_entry`` must take.
+    """Where ``_read_entry`` must take over: ``(entries from first, live restarts)`` flags.
 
     Convergence, ``max_iter``, singular pivots, empty components and a decrease of ln p
     beyond what the EM inequality allows: every entry where the loop of single steps would
-    stop or raise. The rest are read in bulk (``_read_plain``). Needs ``run.pending``
-    (iteration 0 has been read).
+    stop or raise. The rest are read in bulk (``_read_plain``). The live restarts have read
+    iteration 0 (``run.pending`` is set).
     """
     act, before = slice(first, n_active), slice(first, n_active - 1)
-    p = run.pending
-    t = t0 + np.arange(first, n_active)
-    special = (t >= settings.max_iter) | out.converged[act, r]
-    special |= ~(out.pivots[act, r] >= SINGULAR_RTOL).all(axis=-1)
-    # What each entry's pending is: the entry before it, or run.pending for the first.
-    nk = np.concatenate([p.nk[None], out.nk[before, r]])
-    means = np.concatenate([p.params[1][None], out.means[before, r]])
+    pending = [runs[r].pending for r in live]
+    t = t0 + np.arange(first, n_active)[:, None]
+    special = (t >= settings.max_iter) | out.converged[act][:, live]
+    special |= ~(out.pivots[act][:, live] >= SINGULAR_RTOL).all(axis=-1)
+
+    def previous(values, field):  # each entry's pending: the entry before, or run.pending
+        return np.concatenate(
+            [np.stack([field(p) for p in pending])[None], values[before][:, live]]
+        )
+
+    nk = previous(out.nk, lambda p: p.nk)
+    means = previous(out.means, lambda p: p.params[1])
     special |= ~(nk > 0).all(axis=-1) | ~np.isfinite(means).all(axis=(-1, -2))
-    q_start = np.concatenate([[p.q_start], out.q_start[before, r]])
-    q_value = np.concatenate([[p.q_value], out.q_value[before, r]])
-    ll = out.log_likelihood[act, r]
-    previous = np.concatenate([[run.log_likelihood], ll[:-1]])
-    roundoff = 1e-9 * np.maximum(settings.total_weight, np.abs(previous))
-    special |= ~(ll >= previous - np.maximum(0.0, q_start - q_value) - roundoff)
-    return first + np.flatnonzero(special)
+    allowed = np.maximum(
+        0.0,
+        previous(out.q_start, lambda p: p.q_start) - previous(out.q_value, lambda p: p.q_value),
+    )
+    ll = out.log_likelihood[act][:, live]
+    before_ll = np.concatenate([[[runs[r].log_likelihood for r in live]], ll[:-1]])
+    roundoff = 1e-9 * np.maximum(settings.total_weight, np.abs(before_ll))
+    special |= ~(ll >= before_ll - allowed - roundoff)
+    return special
 
 
-def _read_block(run: _Run, out: BlockOutputs, r: int, t0: int, n_active: int, settings):
-    """Take the ``n_active`` entries of restart ``r``, from iteration ``t0``, until it stops."""
-    j = 0
-    if run.pending is None:  # iteration 0: the log-likelihood at the start
-        _read_entry(run, out, 0, r, t0, settings)
-        j = 1
-    if run.finished or j >= n_active:
+def _read_block(runs: list[_Run], out: BlockOutputs, t0: int, n_active: int, settings):
+    """Take the block's ``n_active`` entries, from iteration ``t0``, until each run stops."""
+    first = 0
+    if t0 == 0:  # iteration 0: the log-likelihood at the start
+        for r, run in enumerate(runs):
+            _read_entry(run, out, 0, r, 0, settings)
+        first = 1
+    live = [r for r, run in enumerate(runs) if not run.finished]
+    if not live or first >= n_active:
         return
-    for s in [*_special_entries(run, out, r, t0, j, n_active, settings).tolist(), n_active]:
-        _read_plain(run, out, r, j, s)
-        if s < n_active:
-            _read_entry(run, out, s, r, t0 + s, settings)
-        if run.finished:
-            return
-        j = s + 1
+    special = _special_entries(runs, live, out, t0, first, n_active, settings)
+    for column, r in enumerate(live):
+        run, j = runs[r], first
+        for s in [*(first + np.flatnonzero(special[:, column])).tolist(), n_active]:
+            _read_plain(run, out, r, j, s)
+            if s < n_active:
+                _read_entry(run, out, s, r, t0 + s, settings)
+            if run.finished:
+                break
+            j = s + 1
 
 
 def _proper(run: _Run) -> bool:
@@ -952,9 +1092,7 @@ def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dty
                 )
             )
         )
-        for r, run in enumerate(runs):
-            if not run.finished:
-                _read_block(run, out, r, done_iterations, n_active, settings)
+        _read_block(runs, out, done_iterations, n_active, settings)
         done_iterations += n_active
         # float64 on the host holds the compute dtype's values exactly.
         last = n_active - 1
@@ -1113,6 +1251,7 @@ def fit_em(
     )
     rng = np.random.default_rng(random_state)
     values = data.values
+    fingerprint = _fingerprint(values, weights)
     starts = [
         tuple(
             np.ascontiguousarray(a, dtype=np.float64)
@@ -1126,6 +1265,7 @@ def fit_em(
                 user,
                 dtype,
                 family,
+                fingerprint,
             )
         )
         for restart in range(n_init)

@@ -284,6 +284,76 @@ def test_likelihood_decrease_is_detected(monkeypatch):
         fit_em(load_old_faithful(), 2, reg_covar=0.0, random_state=0)
 
 
+def test_likelihood_decrease_inside_a_later_block_names_its_iteration(monkeypatch):
+    """The checks read blocks in bulk: a fall at one iteration mid-block is still caught."""
+    from bgmm.em import solver
+
+    real = solver._compiled_block
+    calls = []
+
+    def broken_block(shapes):
+        block = real(shapes)
+
+        def run(*args):
+            out = solver.BlockOutputs(*block(*args))
+            ll = np.array(out.log_likelihood)
+            t = solver.BLOCK_SIZE * len(calls) + np.arange(len(ll))
+            calls.append(1)
+            ll[t >= 21] -= 10.0  # ln p(theta^21) falls 10 nats, then climbs as before
+            return out._replace(log_likelihood=ll)
+
+        return run
+
+    monkeypatch.setattr(solver, "_compiled_block", broken_block)
+    with pytest.raises(LikelihoodDecreaseError, match="at iteration 21,"):
+        fit_em(load_old_faithful(), 3, reg_covar=0.0, tol=0.0, max_iter=40, random_state=0)
+
+
+def test_starts_are_shared_by_fits_of_the_same_data_and_k(monkeypatch):
+    """select_model's families reuse one K's partitions; the result is as if recomputed."""
+    from bgmm.em import solver
+
+    data = load_old_faithful()
+    solver._START_CACHE.clear()
+    first = fit_em(data, 3, covariance_type="VVI", init_params="auto", n_init=4, random_state=2)
+    cached = len(solver._START_CACHE)
+    assert cached == 4  # the agglomeration, k-means and two k-means++ seeds
+    computed = []
+    real = solver._initial_partition
+    monkeypatch.setattr(
+        solver, "_initial_partition", lambda *a, **k: computed.append(1) or real(*a, **k)
+    )
+    again = fit_em(data, 3, covariance_type="VVI", init_params="auto", n_init=4, random_state=2)
+    assert computed == [] and len(solver._START_CACHE) == cached
+    np.testing.assert_array_equal(again.init_log_likelihoods, first.init_log_likelihoods)
+    # Without the cache (data too large to fingerprint) the same starts are computed.
+    monkeypatch.setattr(solver, "START_CACHE_VALUES", 0)
+    fresh = fit_em(data, 3, covariance_type="VVI", init_params="auto", n_init=4, random_state=2)
+    assert len(computed) == 4
+    np.testing.assert_array_equal(fresh.init_log_likelihoods, first.init_log_likelihoods)
+    np.testing.assert_array_equal(fresh.covariances, first.covariances)
+    # Other data, weights or seeds are other keys.
+    fit_em(data, 3, covariance_type="VVI", init_params="auto", n_init=4, random_state=3)
+    monkeypatch.setattr(solver, "START_CACHE_VALUES", 2**20)
+    fit_em(data, 3, covariance_type="VVI", init_params="auto", n_init=4, random_state=3)
+    assert len(solver._START_CACHE) == cached + 3  # k-means and k-means++ seeds differ
+
+
+def test_small_problems_compile_without_ynnpack_fusions():
+    """d <= SMALL_FEATURES compiles with XLA's YNNPACK fusions off (twice as fast at d=2)."""
+    import pytensor.tensor as pt
+
+    from bgmm.em import solver
+
+    if not solver._no_ynn_fusions_supported():
+        pytest.skip("this jaxlib has no xla_cpu_experimental_ynn_fusion_type option")
+    for d, linker in [(2, solver._SmallFeaturesJAXLinker), (solver.SMALL_FEATURES + 1, None)]:
+        x = pt.matrix("x", shape=(None, d))
+        fn = solver._function([x], (x @ x.T).sum(), solver.COMPILE_MODE, d)
+        assert (type(fn.maker.linker) is linker) == (linker is not None)
+        assert float(fn(np.ones((3, d)))) == 9.0 * d
+
+
 def test_fit_on_standardized_data_maps_back_to_the_raw_fit():
     """EM is affine-equivariant: fit on z-scores, map back with the recorded transform."""
     raw = load_old_faithful()
