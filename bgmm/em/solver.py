@@ -264,10 +264,11 @@ def _compiled_m_step(n_features: int, n_components: int, dtype: str, family: str
 
 #: Most features for which the EM graphs compile without XLA's YNNPACK fusions on the CPU.
 #: Their d x d products per component are too small for YNNPACK, whose per-call cost then
-#: dominates: on Old Faithful (d = 2) an iteration of ten restarts takes half the time
-#: without them; at N = 1e5, d = 8 they make no difference, and at d = 32 they are faster
-#: (benchmarks/bench_em_iteration.py and bench_select.py, 2026-11-23).
-SMALL_FEATURES = 8
+#: dominates: on Old Faithful (d = 2, 272 rows) an iteration of ten restarts takes 0.30 ms
+#: without them and 0.62 ms with them. From d = 8 on they are kept: as fast at N = 1e5,
+#: d = 8 (within this machine's noise) and faster at d = 32 (bench_em_iteration.py and
+#: bench_select.py, 2026-11-23).
+SMALL_FEATURES = 4
 
 _NO_YNN_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
