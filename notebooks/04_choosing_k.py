@@ -124,9 +124,10 @@ print(f"best K by LOO: {best_loo}; within 2 dse of it: {list(close)}; smallest: 
 # with volume $\lambda_k$, shape $A_k$ and orientation $D_k$ each Equal across components,
 # Varying, or the Identity (mclust's fourteen families, EII ... VVV; the derivation page of
 # the docs has their table). `select_model` fits every K and family by EM, each cell from
-# the better of two starts (mclust's model-based hierarchical agglomeration and k-means),
-# and returns mclust's table; `plot_bic` draws mclust's BIC plot, one line per family,
-# lower is better here (mclust plots $-\mathrm{BIC}$).
+# the best of ten restarts (mclust's model-based hierarchical agglomeration, k-means and
+# eight k-means++ seeds, shared by the families of one K), and returns mclust's table;
+# `plot_bic` draws mclust's BIC plot, one line per family, lower is better here (mclust
+# plots $-\mathrm{BIC}$).
 
 # %%
 faithful = bgmm.load_old_faithful()
@@ -138,10 +139,11 @@ plot_bic(families)
 
 # %%
 k_best, family_best = families["bic"].idxmin()
+k_icl, family_icl = families["icl"].idxmin()
 row = families.loc[(k_best, family_best)]
 print(
     f"best by BIC: K = {k_best}, {family_best} (log-likelihood {row['log_likelihood']:.3f}, "
-    f"{row['n_parameters']} parameters); best by ICL: {families['icl'].idxmin()}"
+    f"{row['n_parameters']} parameters); best by ICL: K = {k_icl}, {family_icl}"
 )
 
 # %% [markdown]
