@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -728,6 +729,7 @@ START_CACHE_VALUES = 2**20
 START_CACHE_SIZE = 256
 
 _START_CACHE: OrderedDict = OrderedDict()
+_START_CACHE_LOCK = threading.Lock()  # fits may run in threads (a Dask threaded scheduler)
 
 
 def _fingerprint(values: np.ndarray, sample_weight) -> bytes | None:
@@ -759,16 +761,19 @@ def _start_statistics(values, sample_weight, n_components, init_params, rng, fin
     if fingerprint is None or key is None:
         partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
         return _partition_statistics(values, sample_weight, partition, n_components)
-    if key in _START_CACHE:
-        _START_CACHE.move_to_end(key)
-        return _START_CACHE[key]
+    with _START_CACHE_LOCK:
+        stats = _START_CACHE.get(key)
+        if stats is not None:
+            _START_CACHE.move_to_end(key)
+            return stats
     partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
     stats = _partition_statistics(values, sample_weight, partition, n_components)
     for a in stats[:-1]:
         a.setflags(write=False)
-    _START_CACHE[key] = stats
-    while len(_START_CACHE) > START_CACHE_SIZE:
-        _START_CACHE.popitem(last=False)
+    with _START_CACHE_LOCK:
+        _START_CACHE[key] = stats
+        while len(_START_CACHE) > START_CACHE_SIZE:
+            _START_CACHE.popitem(last=False)
     return stats
 
 

@@ -339,6 +339,29 @@ def test_starts_are_shared_by_fits_of_the_same_data_and_k(monkeypatch):
     assert len(solver._START_CACHE) == cached + 3  # k-means and k-means++ seeds differ
 
 
+def test_fits_in_threads_share_the_start_cache_safely():
+    """Fits running in threads (a Dask threaded scheduler) read and fill one cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bgmm.em import solver
+
+    data = load_old_faithful()
+
+    def fit(seed):
+        em = fit_em(
+            data, 2, covariance_type="EII", init_params="auto", n_init=3, random_state=seed
+        )
+        return em.init_log_likelihoods
+
+    solver._START_CACHE.clear()
+    alone = [fit(seed) for seed in range(6)]
+    solver._START_CACHE.clear()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(fit, [*range(6), *range(6)]))
+    for i, lls in enumerate(together):
+        np.testing.assert_array_equal(lls, alone[i % 6])
+
+
 def test_small_problems_compile_without_ynnpack_fusions():
     """d <= SMALL_FEATURES compiles with XLA's YNNPACK fusions off (twice as fast at d=2)."""
     import pytensor.tensor as pt
