@@ -525,8 +525,30 @@ def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     return w
 
 
+def _singular(pivots: np.ndarray) -> np.ndarray:
+    """Which covariances are singular, from their relative pivots (NaN counts as singular)."""
+    return ~(pivots >= SINGULAR_RTOL)
+
+
 def _singular_components(pivots: np.ndarray) -> list[int]:
-    return [int(k) for k in np.flatnonzero(~(pivots >= SINGULAR_RTOL))]
+    return [int(k) for k in np.flatnonzero(_singular(pivots))]
+
+
+def _empty(nk: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Which components got no responsibility (N_k not positive, or means not finite)."""
+    return ~(nk > 0) | ~np.isfinite(means).all(axis=-1)
+
+
+def _lowest_allowed(previous_ll, q_start, q_value, total_weight):
+    """The EM inequality's floor for ln p after a step, and the round-off it allows.
+
+    ln p(theta^t) - ln p(theta^{t-1}) >= Q(theta^t, theta^{t-1}) - Q(theta^{t-1},
+    theta^{t-1}), so ln p can fall only by what the M step lost of Q (reg_covar, or a start
+    outside the family), at most the regularisation gap. Scalars or arrays.
+    """
+    allowed = np.maximum(0.0, q_start - q_value)
+    roundoff = 1e-9 * np.maximum(total_weight, np.abs(previous_ll))
+    return previous_ll - allowed - roundoff, allowed, roundoff
 
 
 def _describe_covariance(cov: np.ndarray) -> str:
@@ -751,23 +773,24 @@ def _start_statistics(values, sample_weight, n_components, init_params, rng, fin
     their seed (the cache key), the agglomeration of up to ``MAX_POINTS`` rows draws
     nothing, and the others are not cached.
     """
-    key = None
-    seed = None
+    key = seed = None
     if init_params in ("kmeans", "k-means++"):
         seed = _draw_seed(rng)
         key = (fingerprint, n_components, init_params, seed)
     elif init_params == "hierarchical" and values.shape[0] <= MAX_POINTS:
         key = (fingerprint, n_components, init_params)
-    if fingerprint is None or key is None:
-        partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
-        return _partition_statistics(values, sample_weight, partition, n_components)
-    with _START_CACHE_LOCK:
-        stats = _START_CACHE.get(key)
-        if stats is not None:
-            _START_CACHE.move_to_end(key)
-            return stats
+    if fingerprint is None:
+        key = None
+    if key is not None:
+        with _START_CACHE_LOCK:
+            stats = _START_CACHE.get(key)
+            if stats is not None:
+                _START_CACHE.move_to_end(key)
+                return stats
     partition = _initial_partition(values, sample_weight, n_components, init_params, rng, seed)
     stats = _partition_statistics(values, sample_weight, partition, n_components)
+    if key is None:
+        return stats
     for a in stats[:-1]:
         a.setflags(write=False)
     with _START_CACHE_LOCK:
@@ -894,7 +917,7 @@ class _Settings(NamedTuple):
 
 def _pending(out: BlockOutputs, j: int, r: int) -> _Pending:
     return _Pending(
-        params=(out.weights[j, r], out.means[j, r], out.covariances[j, r]),
+        params=_theta(out, j, r),
         nk=out.nk[j, r],
         entropy=float(out.entropy[j, r]),
         q_value=float(out.q_value[j, r]),
@@ -903,9 +926,14 @@ def _pending(out: BlockOutputs, j: int, r: int) -> _Pending:
     )
 
 
-def _history_row(p: _Pending, ll: float) -> np.ndarray:
-    lower = p.q_value + p.entropy
-    return np.array([[ll, p.q_value, p.entropy, lower, ll - lower, p.gap]])
+def _theta(out: BlockOutputs, j: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return out.weights[j, r], out.means[j, r], out.covariances[j, r]
+
+
+def _history_rows(ll, q_value, entropy, gap) -> np.ndarray:
+    """Rows of ``HISTORY_FIELDS`` (one row from scalars), with L = Q + H and KL = ln p - L."""
+    lower = np.add(q_value, entropy)
+    return np.column_stack([ll, q_value, entropy, lower, np.subtract(ll, lower), gap])
 
 
 def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: _Settings):
@@ -925,7 +953,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
     else:
         p = run.pending
         nk, means = p.nk, p.params[1]
-        empty = np.flatnonzero(~(nk > 0) | ~np.isfinite(means).all(axis=1))
+        empty = np.flatnonzero(_empty(nk, means))
         if empty.size:
             raise ValueError(
                 f"component(s) {empty.tolist()} received no responsibility at iteration {t} "
@@ -947,23 +975,21 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
                     + " The next E step cannot be computed."
                 )
             run.singular = bad
-            run.rows.append(_history_row(p, np.nan))
+            run.rows.append(_history_rows(np.nan, p.q_value, p.entropy, p.gap))
             run.log_likelihood = np.nan
             run.finished = True
             return
-        # The EM inequality: ln p(theta^t) - ln p(theta^{t-1}) >= Q(theta^t, theta^{t-1})
-        # - Q(theta^{t-1}, theta^{t-1}), so ln p can fall only by what the M step lost of Q
-        # (reg_covar, or a start outside the family), at most the regularisation gap.
-        allowed = max(0.0, p.q_start - p.q_value)
-        roundoff = 1e-9 * max(total_weight, abs(run.log_likelihood))
-        if ll < run.log_likelihood - allowed - roundoff:
+        lowest, allowed, roundoff = _lowest_allowed(
+            run.log_likelihood, p.q_start, p.q_value, total_weight
+        )
+        if ll < lowest:
             raise LikelihoodDecreaseError(
                 f"the log-likelihood decreased from {run.log_likelihood!r} to {ll!r} at "
                 f"iteration {t}, beyond round-off ({roundoff:.3g}) and what the M step "
                 f"lowered Q by ({allowed:.3g}). EM cannot do this: please report it with "
                 f"the data."
             )
-        run.rows.append(_history_row(p, ll))
+        run.rows.append(_history_rows(ll, p.q_value, p.entropy, p.gap))
         run.log_likelihood = ll
         if out.converged[j, r]:
             run.converged = run.finished = True
@@ -987,14 +1013,9 @@ def _read_plain(run: _Run, out: BlockOutputs, r: int, first: int, stop: int) -> 
     entropy = np.concatenate([[p.entropy], out.entropy[sl, r]])
     gap = np.concatenate([[p.gap], out.regularization_gap[sl, r]])
     ll = out.log_likelihood[before, r]
-    lower = q_value + entropy
-    run.rows.append(np.column_stack([ll, q_value, entropy, lower, ll - lower, gap]))
+    run.rows.append(_history_rows(ll, q_value, entropy, gap))
     run.log_likelihood = float(ll[-1])
-    if stop - first > 1:
-        j = stop - 2
-        run.params = (out.weights[j, r], out.means[j, r], out.covariances[j, r])
-    else:
-        run.params = p.params
+    run.params = _theta(out, stop - 2, r) if stop - first > 1 else p.params
     run.pending = _pending(out, stop - 1, r)
 
 
@@ -1018,7 +1039,7 @@ def _special_entries(
     pending = [runs[r].pending for r in live]
     t = t0 + np.arange(first, n_active)[:, None]
     special = (t >= settings.max_iter) | out.converged[act][:, live]
-    special |= ~(out.pivots[act][:, live] >= SINGULAR_RTOL).all(axis=-1)
+    special |= _singular(out.pivots[act][:, live]).any(axis=-1)
 
     def previous(values, field):  # each entry's pending: the entry before, or run.pending
         return np.concatenate(
@@ -1027,15 +1048,16 @@ def _special_entries(
 
     nk = previous(out.nk, lambda p: p.nk)
     means = previous(out.means, lambda p: p.params[1])
-    special |= ~(nk > 0).all(axis=-1) | ~np.isfinite(means).all(axis=(-1, -2))
-    allowed = np.maximum(
-        0.0,
-        previous(out.q_start, lambda p: p.q_start) - previous(out.q_value, lambda p: p.q_value),
-    )
+    special |= _empty(nk, means).any(axis=-1)
     ll = out.log_likelihood[act][:, live]
     before_ll = np.concatenate([[[runs[r].log_likelihood for r in live]], ll[:-1]])
-    roundoff = 1e-9 * np.maximum(settings.total_weight, np.abs(before_ll))
-    special |= ~(ll >= before_ll - allowed - roundoff)
+    lowest, _, _ = _lowest_allowed(
+        before_ll,
+        previous(out.q_start, lambda p: p.q_start),
+        previous(out.q_value, lambda p: p.q_value),
+        settings.total_weight,
+    )
+    special |= ~(ll >= lowest)
     return special
 
 
@@ -1257,7 +1279,8 @@ def fit_em(
     )
     rng = np.random.default_rng(random_state)
     values = data.values
-    fingerprint = _fingerprint(values, weights)
+    needs_starts = init_params != "random" and any(v is None for v in user.values())
+    fingerprint = _fingerprint(values, weights) if needs_starts else None
     starts = [
         tuple(
             np.ascontiguousarray(a, dtype=np.float64)
