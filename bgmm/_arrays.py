@@ -50,8 +50,3 @@ def all_finite(a: np.ndarray) -> bool:
     return all(
         np.isfinite(a[start : start + BLOCK_ROWS]).all() for start in range(0, len(a), BLOCK_ROWS)
     )
-
-
-def largest_magnitude(a: np.ndarray) -> float:
-    """``max |a|`` without a temporary the size of ``a``."""
-    return float(max(a.max(), -a.min())) if a.size else 0.0

@@ -158,6 +158,17 @@ def _restart_progress(show: bool, description: str, total: int):
         yield callback
 
 
+def _print_iteration(step) -> None:
+    """One progress line per EM iteration of a fit on lazy data (on stderr)."""
+    change = "" if not np.isfinite(step.change) else f"  change {step.change:+.6g}"
+    print(
+        f"EM iteration {step.iteration:>4}: ln p = {step.log_likelihood:.6f}{change}"
+        f"  ({step.n_running} restart(s) running)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _run_fit(
     data, k, method, seed, output, progress, title, settings, backend, covariance_type="full"
 ) -> int:
@@ -165,7 +176,9 @@ def _run_fit(
     from bgmm.em import fit_em, standard_errors
     from bgmm.report import write_report
 
-    with _restart_progress(progress, f"EM restarts (K={k})", 5) as callback:
+    # Lazy data: a line per iteration (each is a pass over the blocks); in memory, a bar.
+    show_bar = progress and not data.lazy
+    with _restart_progress(show_bar, f"EM restarts (K={k})", 5) as callback:
         em = fit_em(
             data,
             k,
@@ -173,6 +186,7 @@ def _run_fit(
             covariance_type=covariance_type,
             random_state=seed,
             callback=callback,
+            progress=_print_iteration if progress and data.lazy else None,
         )
     family = "" if em.covariance_type == "VVV" else f" {em.covariance_type}"
     print(
@@ -236,38 +250,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit a CSV file by EM, MCMC or both."""
+@contextlib.contextmanager
+def _scheduler(spec: str | None):
+    """The Dask scheduler of ``--scheduler`` (nothing without it), its dashboard on stderr."""
+    if spec is None:
+        yield None
+        return
+    from bgmm.em.dask_engine import dask_scheduler
+
+    with dask_scheduler(spec) as client:
+        print(
+            f"Dask scheduler {client.scheduler.address}; dashboard: {client.dashboard_link}",
+            file=sys.stderr,
+        )
+        yield client
+
+
+def _read_data(args: argparse.Namespace):
+    """DATA and --columns; lazily (a Dask array) with --scheduler or a lazy source."""
     from bgmm.data import as_data
 
     columns = args.columns.split(",") if args.columns else None
-    data = as_data(args.data, columns=columns)
-    settings = {
-        "command": "fit",
-        "data": str(args.data),
-        "k": args.k,
-        "columns": columns,
-        "method": args.method,
-        "covariance_type": args.covariance_type,
-        "seed": args.seed,
-        "backend": args.backend,
-    }
-    if args.method in ("mcmc", "both"):
-        from bgmm.bayes import bayes_family
+    data = as_data(args.data, columns=columns, lazy=True if args.scheduler else None)
+    return data, columns
 
-        bayes_family(args.covariance_type, data.n_features)  # refused before EM runs
-    return _run_fit(
-        data,
-        args.k,
-        args.method,
-        args.seed,
-        args.output,
-        not args.quiet,
-        f"{Path(args.data).name}: K={args.k}",
-        settings,
-        args.backend,
-        covariance_type=args.covariance_type,
-    )
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit a data set by EM, MCMC or both."""
+    with _scheduler(args.scheduler):
+        data, columns = _read_data(args)
+        method = args.method or ("em" if data.lazy else "both")
+        if data.lazy and method != "em":
+            raise ValueError(
+                f"--method {method} needs the rows in memory for MCMC, but {args.data} is "
+                f"read lazily ({data.n_samples} rows, block by block); use --method em for "
+                f"lazy data (zarr, Parquet, CSV globs, --scheduler)."
+            )
+        settings = {
+            "command": "fit",
+            "data": str(args.data),
+            "k": args.k,
+            "columns": columns,
+            "method": method,
+            "covariance_type": args.covariance_type,
+            "seed": args.seed,
+            "backend": args.backend,
+            "scheduler": args.scheduler,
+        }
+        if method in ("mcmc", "both"):
+            from bgmm.bayes import bayes_family
+
+            bayes_family(args.covariance_type, data.n_features)  # refused before EM runs
+        return _run_fit(
+            data,
+            args.k,
+            method,
+            args.seed,
+            args.output,
+            not args.quiet,
+            f"{Path(args.data).name}: K={args.k}",
+            settings,
+            args.backend,
+            covariance_type=args.covariance_type,
+        )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -276,6 +321,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from bgmm.report import write_report
 
     fit = load_fit(args.saved_fit)
+    if fit.data is None:
+        raise ValueError(
+            f"{args.saved_fit} holds a fit of lazy data ({fit.data_source}) without its "
+            f"rows; its report was written by 'bgmm fit' beside it."
+        )
     if fit.comparison is not None:
         _print_comparison(fit.comparison)
     else:
@@ -309,12 +359,21 @@ def _k_range(text: str) -> list[int]:
 
 def cmd_select_k(args: argparse.Namespace) -> int:
     """BIC, AIC, ICL and LOO for a range of K (and covariance families)."""
-    from bgmm.data import as_data
+    with _scheduler(args.scheduler):
+        data, _ = _read_data(args)
+        if data.lazy and not args.no_loo:
+            raise ValueError(
+                f"LOO samples the posterior, which needs the rows in memory, but {args.data} "
+                f"is read lazily ({data.n_samples} rows); add --no-loo for the EM criteria "
+                f"(BIC, AIC, ICL) of lazy data."
+            )
+        return _select_k(args, data)
+
+
+def _select_k(args: argparse.Namespace, data) -> int:
     from bgmm.plots import plot_bic, plot_select_k, save_figure
     from bgmm.selection import bic_table, select_k, select_model
 
-    columns = args.columns.split(",") if args.columns else None
-    data = as_data(args.data, columns=columns)
     if args.families is not None:
         table = select_model(
             data,
@@ -357,8 +416,19 @@ def cmd_select_k(args: argparse.Namespace) -> int:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument(
+        "data",
+        help="CSV file with a header row; or, read lazily (block by block, on Dask), a zarr "
+        "store (*.zarr), Parquet file or folder, or a quoted glob such as 'parts/*.csv'",
+    )
     p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    p.add_argument(
+        "--scheduler",
+        metavar="local[:N]|ADDRESS",
+        help="fit on Dask: 'local' (a cluster on this machine), 'local:N' (N single-threaded "
+        "worker processes) or a scheduler's address (tcp://host:8786); the data are read "
+        "lazily and EM prints a line per iteration",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser, output: str) -> None:
@@ -398,12 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "fit",
-        help="fit a CSV file",
-        description="Fit DATA.csv (header row, numeric columns) with K components.",
+        help="fit a data set",
+        description="Fit DATA (a CSV file with a header row and numeric columns, or a lazy "
+        "source: zarr, Parquet, a CSV glob) with K components.",
     )
     _add_data_options(p)
     p.add_argument("-k", type=int, required=True, help="number of components")
-    p.add_argument("--method", choices=("em", "mcmc", "both"), default="both")
+    p.add_argument(
+        "--method",
+        choices=("em", "mcmc", "both"),
+        help="default: both in memory, em for lazy data",
+    )
     p.add_argument(
         "--covariance-type",
         default="full",

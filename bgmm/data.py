@@ -31,6 +31,7 @@ __all__ = [
     "as_data",
     "check_features",
     "check_n_components",
+    "require_in_memory",
 ]
 
 
@@ -151,8 +152,10 @@ class GMMData:  # numpydoc ignore=PR01
 
     Attributes
     ----------
-    values : ndarray of shape (n_samples, n_features)
+    values : ndarray or dask.array.Array of shape (n_samples, n_features)
         Finite float64 values, read-only (standardised when ``standardization`` is set).
+        A Dask array for lazy sources (Dask collections, zarr stores, Parquet files, CSV
+        globs): its blocks are whole rows and are read when a solver needs them.
     feature_names : tuple of str
         One name per feature (column names of a DataFrame or CSV, or ``"x0"``, ...).
     obs_names : tuple of str
@@ -168,6 +171,53 @@ class GMMData:  # numpydoc ignore=PR01
     obs_names: tuple[str, ...]
     source: str
     standardization: Standardization | None = field(default=None)
+    magnitudes: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether ``values`` is a Dask array (read block by block, never all at once)."""
+        return not isinstance(self.values, np.ndarray)
+
+    def largest_magnitudes(self) -> np.ndarray:
+        r"""The largest magnitude of each feature (known without a pass for lazy data).
+
+        Returns
+        -------
+        ndarray of shape (n_features,)
+            :math:`\max_n |x_{nj}|`.
+        """
+        if self.magnitudes is not None:
+            return self.magnitudes
+        values = self.values
+        if not len(values):
+            return np.zeros(values.shape[1])
+        return np.maximum(values.max(axis=0), -values.min(axis=0))
+
+    def sample_rows(self, n_samples: int, random_state=None) -> GMMData:
+        """A seeded random subset of the rows, in memory (for a subsample posterior).
+
+        Parameters
+        ----------
+        n_samples : int
+            How many rows (all of them, in order, when it exceeds the data's).
+        random_state : int, numpy Generator or None
+            Seed of the draw; the same seed gives the same rows.
+
+        Returns
+        -------
+        GMMData
+            The rows in their original order, with their row labels, the same feature
+            names and standardisation.
+        """
+        from bgmm._dask import sample_rows
+
+        n_samples = check_number("n_samples", n_samples, low=1, integer=True)
+        rows, values = sample_rows(self.values, n_samples, np.random.default_rng(random_state))
+        values = aligned_copy(values)
+        values.setflags(write=False)
+        obs = tuple(self.obs_names[i] for i in rows.tolist())
+        source = f"{len(rows)} rows drawn from {self.source}"
+        return GMMData(values, self.feature_names, obs, source, self.standardization)
 
     @property
     def n_samples(self) -> int:
@@ -186,7 +236,18 @@ class GMMData:  # numpydoc ignore=PR01
         -------
         pandas.DataFrame
             A copy, one column per feature.
+
+        Raises
+        ------
+        ValueError
+            The data are lazy (use ``sample_rows`` or ``to_dataarray``).
         """
+        if self.lazy:
+            raise ValueError(
+                f"the data from {self.source} are lazy ({self.n_samples} rows, read block by "
+                f"block); a DataFrame would load them all. Use data.sample_rows(n) for a "
+                f"subset in memory, or data.to_dataarray() for a Dask-backed DataArray."
+            )
         return pd.DataFrame(
             np.array(self.values), columns=list(self.feature_names), index=list(self.obs_names)
         )
@@ -197,32 +258,39 @@ class GMMData:  # numpydoc ignore=PR01
         Returns
         -------
         xarray.DataArray
-            A copy named ``x``, with the source in ``attrs``.
+            A copy named ``x``, with the source in ``attrs`` (Dask-backed, still lazy,
+            when the data are).
         """
         return xr.DataArray(
-            np.array(self.values),
+            self.values if self.lazy else np.array(self.values),
             dims=("obs_id", "feature"),
-            coords={"obs_id": list(self.obs_names), "feature": list(self.feature_names)},
+            coords={"feature": list(self.feature_names)}
+            if self.lazy
+            else {"obs_id": list(self.obs_names), "feature": list(self.feature_names)},
             name="x",
             attrs={"source": self.source},
         )
+
+
+def _nonfinite_text(kinds, n_rows: int, rows, columns, what: str) -> str:
+    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if n_rows > 10 else "")
+    return (
+        f"{what} contains {' and '.join(kinds)} in {n_rows} row(s) (rows {shown}) "
+        f"of column(s) {columns}; remove or impute those rows before fitting "
+        f"(for a DataFrame: df.dropna())."
+    )
 
 
 def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what: str) -> str:
     bad = ~np.isfinite(values)
     rows = np.flatnonzero(bad.any(axis=1))
     cols = [feature_names[j] for j in np.flatnonzero(bad.any(axis=0))]
-    kinds = []
-    if np.isnan(values).any():
-        kinds.append("NaN")
-    if np.isinf(values).any():
-        kinds.append("inf")
-    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if rows.size > 10 else "")
-    return (
-        f"{what} contains {' and '.join(kinds)} in {rows.size} row(s) (rows {shown}) "
-        f"of column(s) {cols}; remove or impute those rows before fitting "
-        f"(for a DataFrame: df.dropna())."
-    )
+    kinds = [
+        k
+        for k, present in (("NaN", np.isnan(values).any()), ("inf", np.isinf(values).any()))
+        if present
+    ]
+    return _nonfinite_text(kinds, rows.size, rows.tolist(), cols, what)
 
 
 def _check_not_empty(shape: tuple[int, ...], source: str) -> None:
@@ -362,6 +430,7 @@ def as_data(
     standardize: bool = False,
     feature_names: list[str] | None = None,
     source: str | None = None,
+    lazy: bool | None = None,
 ) -> GMMData:
     """Validate data from any supported source into a :class:`GMMData`.
 
@@ -380,6 +449,15 @@ def as_data(
         Names for the features of a plain array (``x0``, ``x1``, ... by default).
     source : str, optional
         Provenance to record; a path or a type description by default.
+    lazy : bool, optional
+        Keep the values as a Dask array, read block by block (``GMMData.lazy``). By
+        default, lazy sources are read lazily: Dask arrays and DataFrames, Dask-backed
+        DataArrays, zarr stores (``*.zarr``), Parquet files or folders and glob patterns
+        of CSV or Parquet files (``"data/part-*.csv"``); everything else is read into
+        memory. ``lazy=True`` also reads a single CSV file (and wraps an in-memory array)
+        lazily; ``lazy=False`` loads a lazy source into memory. Needs Dask
+        (``pip install 'bgmm[scale]'``). Lazy sources are checked in one pass over their
+        blocks (finite values, magnitudes); the rows are never gathered.
 
     Returns
     -------
@@ -397,6 +475,20 @@ def as_data(
         if standardize and X.standardization is None:
             return as_data(X.to_dataframe(), standardize=True, source=X.source, feature_names=None)
         return X
+    from bgmm._dask import is_lazy_source
+
+    if lazy is None:
+        lazy = is_lazy_source(X)
+    if lazy:
+        return _lazy_data(X, columns, standardize, feature_names, source)
+    if is_lazy_source(X):  # lazy=False: the whole source, in memory
+        data = _lazy_data(X, columns, False, feature_names, source)
+        X, columns, feature_names, source = (
+            data.values.compute(),
+            None,
+            data.feature_names,
+            data.source,
+        )
     if isinstance(X, str | os.PathLike):
         src = source or str(X)
         values, names, obs = _read_csv(Path(X), columns)
@@ -444,6 +536,30 @@ def as_data(
         values /= standardization.scale
     values.setflags(write=False)
     return GMMData(values, names, obs, src, standardization)
+
+
+def require_in_memory(data: GMMData, what: str) -> None:
+    """Refuse lazy data where a computation needs every row in memory.
+
+    Parameters
+    ----------
+    data : GMMData
+        The data.
+    what : str
+        What needs them, for the message ("the Bayesian model", ...).
+
+    Raises
+    ------
+    ValueError
+        The data are lazy; the message suggests a subsample in memory.
+    """
+    if data.lazy:
+        raise ValueError(
+            f"{what} needs the rows in memory, but the data from {data.source} are lazy "
+            f"({data.n_samples} rows, read block by block). Use a random subset: "
+            f"data.sample_rows(n, random_state=...) (a few thousand rows), or load them with "
+            f"bgmm.as_data(..., lazy=False) if they fit in memory."
+        )
 
 
 def check_n_components(data: GMMData, n_components: Any) -> int:
@@ -499,3 +615,46 @@ def check_features(data: GMMData, n_features: int, owner: str = "the mixture") -
             f"X has {data.n_features} features, but {owner} is expecting {n_features} "
             f"features as input; pass data with the features used in the fit."
         )
+
+
+def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
+    """``as_data`` for Dask collections, zarr stores, Parquet files and CSV globs."""
+    from bgmm._dask import lazy_standardization, read_lazy
+
+    read = read_lazy(X, columns, source)
+    values, names, summary, src = read
+    if feature_names is not None:
+        feature_names = [str(f) for f in feature_names]
+        if len(feature_names) != values.shape[1]:
+            raise ValueError(
+                f"feature_names has {len(feature_names)} names but X has {values.shape[1]} "
+                f"features; pass one name per column."
+            )
+        names = tuple(feature_names)
+    _check_not_empty(values.shape, src)
+    if summary.n_bad_rows:
+        kinds = [
+            k for k, present in (("NaN", summary.has_nan), ("inf", summary.has_inf)) if present
+        ]
+        columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
+        raise ValueError(
+            _nonfinite_text(
+                kinds, summary.n_bad_rows, summary.bad_rows, columns, f"data from {src}"
+            )
+        )
+    maxima, minima = summary.maxima, summary.minima
+    standardization = None
+    if standardize:
+        center, scale = lazy_standardization(values, np.maximum(maxima, -minima))
+        constant = [names[j] for j in np.flatnonzero(scale == 0)]
+        if constant:
+            raise ValueError(
+                f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
+                f"drop them or use standardize=False."
+            )
+        standardization = Standardization(readonly(center), readonly(scale))
+        values = (values - center) / scale
+        maxima, minima = (maxima - center) / scale, (minima - center) / scale
+    magnitudes = readonly(np.maximum(maxima, -minima))
+    obs = RowLabels(values.shape[0])
+    return GMMData(values, names, obs, src, standardization, magnitudes)

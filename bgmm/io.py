@@ -4,6 +4,10 @@ One netCDF-4 file (HDF5, written by h5netcdf), an open format that any netCDF or
 reads; no pickle. The posterior's groups sit at the root of the file, as ArviZ expects, so
 ``xarray.open_datatree(path)`` gives a tree that ArviZ functions take directly.
 
+A fit of lazy data (a Dask array, a zarr store; :attr:`bgmm.GMMData.lazy`) is saved
+without its rows and responsibilities: the parameters, the history, the settings and where
+the data came from. Loaded back, its ``data`` and ``em.resp`` are None.
+
 Writes are atomic: the file is written under a temporary name in the target directory and
 renamed into place only when complete, so an interrupted save never leaves a half-written
 file under the final name and never replaces a good earlier file.
@@ -50,8 +54,11 @@ class SavedFit:  # numpydoc ignore=PR01
 
     Attributes
     ----------
-    data : GMMData
+    data : GMMData or None
+        None for a fit of lazy data, whose rows are not saved (``data_source`` says where
+        they are).
     em : EMResult
+        Its ``resp`` is None for a fit of lazy data.
     posterior : xarray.DataTree or None
         The tree of :func:`bgmm.bayes.sample_posterior` (its groups), if one was saved.
     comparison : Comparison or None
@@ -59,19 +66,26 @@ class SavedFit:  # numpydoc ignore=PR01
         Whatever the caller stored (for example the command line that made the fit).
     versions : dict
         Package versions at save time.
+    data_source : str
+        Where the data came from (``GMMData.source``).
     """
 
-    data: GMMData
+    data: GMMData | None
     em: EMResult
     posterior: xr.DataTree | None
     comparison: Comparison | None
     settings: dict
     versions: dict
+    data_source: str = ""
 
 
 def _data_dataset(data: GMMData) -> xr.Dataset:
-    ds = data.to_dataarray().to_dataset(name="x")
-    ds.attrs = {"source": data.source}
+    if data.lazy:  # the rows stay where they are: their description only
+        ds = xr.Dataset(coords={"feature": list(data.feature_names)})
+        ds.attrs = {"source": data.source, "lazy": 1, "n_samples": data.n_samples}
+    else:
+        ds = data.to_dataarray().to_dataset(name="x")
+        ds.attrs = {"source": data.source}
     if data.standardization is not None:
         ds["standardization_center"] = ("feature", np.asarray(data.standardization.center))
         ds["standardization_scale"] = ("feature", np.asarray(data.standardization.scale))
@@ -80,8 +94,9 @@ def _data_dataset(data: GMMData) -> xr.Dataset:
 
 def _em_dataset(em: EMResult, data: GMMData) -> xr.Dataset:
     ds = em.params.to_dataset(data.feature_names)
-    ds["resp"] = (("obs_id", "component"), np.asarray(em.resp))
-    ds = ds.assign_coords(obs_id=list(data.obs_names))
+    if not data.lazy:
+        ds["resp"] = (("obs_id", "component"), np.asarray(em.resp))
+        ds = ds.assign_coords(obs_id=list(data.obs_names))
     for field in HISTORY_FIELDS:
         ds[f"history_{field}"] = ("iteration", np.asarray(em.history[field]))
     ds = ds.assign_coords(iteration=np.arange(1, em.n_iter + 1))
@@ -194,8 +209,13 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         standardization = Standardization(
             d["standardization_center"].values, d["standardization_scale"].values
         )
-    data = as_data(d["x"], source=d.attrs["source"])
-    data = GMMData(data.values, data.feature_names, data.obs_names, data.source, standardization)
+    data = None
+    if "x" in d:
+        data = as_data(d["x"], source=d.attrs["source"])
+        data = GMMData(
+            data.values, data.feature_names, data.obs_names, data.source, standardization
+        )
+    feature_names = tuple(str(f) for f in d["feature"].values)
     e = tree["bgmm_em"].to_dataset()
     history = np.array(
         list(zip(*(e[f"history_{f}"].values for f in HISTORY_FIELDS), strict=True)),
@@ -208,15 +228,17 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
             readonly(e["means"].values),
             readonly(e["covariances"].values),
         ),
-        resp=readonly(e["resp"].values),
+        resp=readonly(e["resp"].values) if "resp" in e else None,
         log_likelihood=float(e.attrs["log_likelihood"]),
         log_likelihood_init=float(e.attrs["log_likelihood_init"]),
         n_iter=int(e.attrs["n_iter"]),
         converged=bool(e.attrs["converged"]),
-        total_weight=float(e.attrs.get("total_weight", data.n_samples)),
+        total_weight=float(
+            e.attrs.get("total_weight", d.attrs["n_samples"] if data is None else data.n_samples)
+        ),
         history=history,
         init_log_likelihoods=readonly(e["init_log_likelihoods"].values),
-        feature_names=data.feature_names,
+        feature_names=feature_names,
         # files written before the covariance families hold full covariances
         covariance_type=str(e.attrs.get("covariance_type", "VVV")),
     )
@@ -249,4 +271,5 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         comparison=comparison,
         settings=json.loads(tree.attrs["bgmm_saved_settings"]),
         versions=json.loads(tree.attrs["bgmm_saved_versions"]),
+        data_source=str(d.attrs["source"]),
     )

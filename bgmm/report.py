@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bgmm import plots
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
 from bgmm.data import GMMData
-from bgmm.em import EMResult, standard_errors
+from bgmm.em import EMResult, evaluate, standard_errors
 from bgmm.io import save_fit
 
 __all__ = ["write_report"]
+
+#: Rows drawn for the scatter plot of a fit on lazy data (the rows stay where they are).
+PLOT_ROWS = 5000
 
 
 def _markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -45,7 +49,8 @@ def write_report(
     output : str or PathLike
         Output directory, created if missing.
     data : GMMData
-        The data.
+        The data; for lazy data the scatter plot shows ``PLOT_ROWS`` rows drawn at random
+        and the saved fit holds no rows.
     em : EMResult
         The EM fit.
     posterior : xarray.DataTree, optional
@@ -71,9 +76,18 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
     if data.n_features >= 2:
-        labels = em.resp.argmax(axis=1)
-        plots.save_figure(plots.plot_fit(data, em.params, labels, title=title), out / "em_fit.png")
-        figures.append(("EM fit (1 and 2 sd ellipses)", "em_fit.png"))
+        shown, caption = data, "EM fit (1 and 2 sd ellipses)"
+        if data.lazy:  # a seeded subset of the rows, labelled by the fit
+            shown = data.sample_rows(PLOT_ROWS, random_state=0)
+            labels = np.asarray(evaluate(em.params, shown)[0]).argmax(axis=1)
+            if shown.n_samples < data.n_samples:
+                caption += f", {shown.n_samples} of the {data.n_samples} rows drawn at random"
+        else:
+            labels = em.resp.argmax(axis=1)
+        plots.save_figure(
+            plots.plot_fit(shown, em.params, labels, title=title), out / "em_fit.png"
+        )
+        figures.append((caption, "em_fit.png"))
     plots.save_figure(plots.plot_em_trace(em), out / "em_trace.png")
     figures.append(("EM log-likelihood and bound per iteration", "em_trace.png"))
     lines = [f"# {title}", "", f"Data: {data.source} ({data.n_samples} x {data.n_features}).", ""]
@@ -153,7 +167,13 @@ def write_report(
             comparison=comparison,
             settings=settings,
         )
-        lines += ["The whole fit is saved in `fit.nc` (netCDF-4; `bgmm compare fit.nc`)."]
+        if data.lazy:
+            lines += [
+                "The fit is saved in `fit.nc` (netCDF-4): parameters, history and settings; "
+                "the rows stay in their source."
+            ]
+        else:
+            lines += ["The whole fit is saved in `fit.nc` (netCDF-4; `bgmm compare fit.nc`)."]
     path = out / "report.md"
     text = "\n".join(lines) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -190,8 +190,9 @@ def _criteria(em: EMResult, n: float) -> dict:
     """The log-likelihood, df, BIC, AIC and ICL of one EM fit (see :func:`select_k`)."""
     p = em.n_parameters
     deviance = -2.0 * em.log_likelihood
-    resp = np.asarray(em.resp)
-    entropy = -np.sum(resp * np.log(np.where(resp > 0, resp, 1.0)))
+    resp = em.resp  # a Dask array for lazy data: the entropy is then a reduction
+    entropy = -(resp * np.log(np.where(resp > 0, resp, 1.0))).sum()
+    entropy = float(entropy.compute() if hasattr(entropy, "compute") else entropy)
     return {
         "log_likelihood": em.log_likelihood,
         "n_parameters": p,

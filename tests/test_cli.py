@@ -135,6 +135,9 @@ def bad_files(tmp_path):
     files["inf"].write_text("a,b\n1,2\n3,inf\n5,6\n")
     files["two_rows"] = tmp_path / "two.csv"
     files["two_rows"].write_text("a,b\n1,2\n3,4\n")
+    for i in range(2):  # a glob of CSV files: lazy data
+        (tmp_path / f"part-{i}.csv").write_text("a,b\n1,2\n3,4\n5,7\n")
+    files["parts"] = tmp_path / "part-*.csv"
     return files
 
 
@@ -160,6 +163,12 @@ def bad_files(tmp_path):
             ["fit", "{two_rows}", "-k", "1", "--covariance-type", "VEV"],
             "the Bayesian model has no covariance_type='VEV'; it has full (VVV)",
         ),
+        (
+            ["fit", "{two_rows}", "-k", "1", "--scheduler", "local:0"],
+            "the number of local workers must be a positive integer, as in local:4",
+        ),
+        (["fit", "{parts}", "-k", "1", "--method", "both"], "needs the rows in memory for MCMC"),
+        (["select-k", "{parts}", "--k-range", "1"], "add --no-loo for the EM criteria"),
         (["compare", "{missing}"], "saved fit"),
         (["compare", "{text}"], "could not be read as a saved bgmm fit"),
         (["nonsense"], "invalid choice: 'nonsense'"),
@@ -197,3 +206,18 @@ def test_progress_bar_for_restarts_goes_to_stderr(csv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "EM, K=2: converged True" in proc.stdout
     assert "EM restarts" not in proc.stdout  # the bar never mixes into the results
+
+
+def test_fit_on_a_local_cluster_prints_every_iteration(csv, tmp_path, capsys):
+    out_dir = tmp_path / "lazy"
+    argv = ["fit", str(csv), "--columns", "a,b", "-k", "2", "--scheduler", "local:1"]
+    assert main([*argv, "--output", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "EM, K=2: converged True" in captured.out
+    assert "dashboard: http://" in captured.err
+    lines = [line for line in captured.err.splitlines() if line.startswith("EM iteration")]
+    assert lines[0].startswith("EM iteration    0: ln p = ") and "change +" in lines[1]
+    fit = load_fit(out_dir / "fit.nc")  # parameters, history and settings, not the rows
+    assert fit.data is None and fit.em.resp is None and len(lines) >= fit.em.n_iter + 1
+    assert fit.settings["scheduler"] == "local:1" and fit.settings["method"] == "em"
+    assert "the rows stay in their source" in (out_dir / "report.md").read_text()

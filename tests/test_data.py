@@ -199,3 +199,92 @@ def test_unnamed_rows_get_labels_made_on_demand():
     frame = pd.DataFrame({"a": [1.0, 2.0]}, index=[5, 7])
     assert as_data(frame).obs_names == ("5", "7")
     assert isinstance(as_data(pd.DataFrame({"a": [1.0, 2.0]})).obs_names, RowLabels)
+
+
+# ---------------------------------------------------------------- lazy sources (Dask)
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(1000, 3)) * [1.0, 10.0, 0.1], columns=["a", "b", "c"])
+
+
+def test_dask_array_is_checked_in_one_pass_and_stays_lazy(table):
+    import dask.array as da
+
+    X = table.to_numpy()
+    data = as_data(da.from_array(X, chunks=(128, 2)))  # blocks of whole rows after reading
+    assert data.lazy and data.values.chunks[1] == (3,) and data.n_samples == 1000
+    np.testing.assert_array_equal(data.largest_magnitudes(), np.abs(X).max(axis=0))
+    np.testing.assert_array_equal(data.values.compute(), X)
+
+
+def test_lazy_non_finite_values_name_rows_and_columns(table):
+    import dask.array as da
+
+    X = table.to_numpy().copy()
+    X[5, 1], X[700, 2] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"NaN and inf in 2 row\(s\) \(rows 5, 700\) of col"):
+        as_data(da.from_array(X, chunks=(128, 3)))
+
+
+def test_csv_glob_parquet_and_zarr_are_read_lazily(table, tmp_path):
+    import dask.array as da
+    import zarr
+
+    for i, start in enumerate((0, 300, 700)):
+        part = table.iloc[start : (300, 700, 1000)[i]]
+        part.to_csv(tmp_path / f"part-{i}.csv", index=False)
+    table.to_parquet(tmp_path / "t.parquet")
+    da.to_zarr(da.from_array(table.to_numpy(), chunks=(250, 3)), str(tmp_path / "t.zarr"))
+    zarr.open(str(tmp_path / "t.zarr")).attrs["feature_names"] = ["a", "b", "c"]
+    for source in (tmp_path / "part-*.csv", tmp_path / "t.parquet", tmp_path / "t.zarr"):
+        data = as_data(str(source), columns=["c", "a"])
+        assert data.lazy, source
+        assert data.feature_names == ("c", "a") and data.n_samples == 1000
+        np.testing.assert_allclose(data.values.compute(), table[["c", "a"]].to_numpy())
+    assert as_data(tmp_path / "t.zarr").values.chunks[0] == (250,) * 4
+    # lazy=True reads one CSV file lazily, lazy=False loads a lazy source
+    assert as_data(tmp_path / "part-0.csv", lazy=True).lazy
+    loaded = as_data(str(tmp_path / "t.zarr"), lazy=False)
+    assert not loaded.lazy and loaded.feature_names == ("a", "b", "c")
+
+
+def test_lazy_sources_name_their_problems(table, tmp_path):
+    import dask.dataframe as dd
+
+    with pytest.raises(ValueError, match="no file matches"):
+        as_data(str(tmp_path / "missing-*.csv"))
+    frame = dd.from_pandas(table.assign(label="x"), npartitions=2)
+    with pytest.raises(TypeError, match=r"non-numeric column\(s\) \['label'\]"):
+        as_data(frame)
+    with pytest.raises(ValueError, match=r"column\(s\) \['z'\] not found"):
+        as_data(frame, columns=["a", "z"])
+    (tmp_path / "bad.csv").write_bytes(b"a,b\n1,2\n3,4,5,6\n")
+    with pytest.raises(ValueError, match="could not be parsed as CSV"):
+        as_data(tmp_path / "bad.csv", lazy=True)
+
+
+def test_lazy_standardisation_matches_memory(table):
+    import dask.array as da
+
+    lazy = as_data(da.from_array(table.to_numpy(), chunks=(300, 3)), standardize=True)
+    eager = as_data(table, standardize=True)
+    np.testing.assert_allclose(lazy.standardization.center, eager.standardization.center)
+    np.testing.assert_allclose(lazy.standardization.scale, eager.standardization.scale)
+    np.testing.assert_allclose(lazy.values.compute(), eager.values, atol=1e-12)
+    np.testing.assert_allclose(lazy.largest_magnitudes(), np.abs(eager.values).max(axis=0))
+
+
+def test_sample_rows_is_seeded_and_keeps_labels(table):
+    import dask.array as da
+
+    data = as_data(da.from_array(table.to_numpy(), chunks=(300, 3)))
+    a, b = data.sample_rows(20, random_state=3), data.sample_rows(20, random_state=3)
+    assert a.obs_names == b.obs_names and not a.lazy
+    rows = [int(r) for r in a.obs_names]
+    assert rows == sorted(rows)
+    np.testing.assert_array_equal(a.values, table.to_numpy()[rows])
+    with pytest.raises(ValueError, match=r"lazy \(1000 rows.*sample_rows"):
+        data.to_dataframe()

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from bgmm.data import GMMData, as_data
+from bgmm.data import GMMData, as_data, require_in_memory
 
 __all__ = ["draw_memberships", "membership"]
 
@@ -75,6 +75,7 @@ def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: i
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
     data = data if isinstance(data, GMMData) else as_data(data)
+    require_in_memory(data, "the posterior membership")
     post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior
     stacked = post[["weights", "means", "covariances"]].stack(sample=("chain", "draw"))
     w = stacked["weights"].transpose("sample", "component").values

@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 
 from bgmm.bayes.priors import Priors
 from bgmm.covariance import CovarianceFamily, get_family
-from bgmm.data import GMMData, as_data, check_n_components
+from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
 from bgmm.params import GMMParams
 
 __all__ = ["BAYES_FAMILIES", "bayes_family", "build_model", "initial_values", "model_coords"]
@@ -184,6 +184,7 @@ def build_model(
         A family the Bayesian model does not have; the message lists those it has.
     """
     data = data if isinstance(data, GMMData) else as_data(data)
+    require_in_memory(data, "the Bayesian model")
     k = check_n_components(data, n_components)
     family = bayes_family(covariance_type, data.n_features)
     if priors is None:

@@ -17,7 +17,7 @@ from bgmm.bayes.membership import membership
 from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
-from bgmm.data import GMMData, as_data, check_n_components
+from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
 from bgmm.em import EMResult, GaussianMixtureEM, fit_em
 from bgmm.params import GMMParams
 
@@ -193,6 +193,7 @@ def sample_posterior(
     uniform on [-1, 1] in the unconstrained space) so that the chains are not identical.
     """
     data = data if isinstance(data, GMMData) else as_data(data)
+    require_in_memory(data, "sampling the posterior")
     k = check_n_components(data, n_components)
     draws = check_number("draws", draws, low=1, integer=True)
     tune = check_number("tune", tune, low=1, integer=True)

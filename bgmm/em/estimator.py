@@ -78,6 +78,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame.
 
+    Notes
+    -----
+    Lazy data (a ``dask.array.Array`` or Dask DataFrame, a zarr store, Parquet files, a CSV
+    glob; :func:`bgmm.as_data`) are fitted on the active Dask scheduler, block by block,
+    with the result of the in-memory fit. ``predict``, ``predict_proba`` and
+    ``score_samples`` of lazy data return Dask arrays (nothing is computed until asked
+    for); ``score``, ``bic`` and ``aic`` are reductions over the blocks.
+
     See Also
     --------
     bgmm.fit_em : The functional core this estimator wraps.
@@ -180,7 +188,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray or dask.array.Array of shape (n_samples,)
             :math:`\arg\max_k \gamma_{kn}`.
         """
         self.fit(X)
@@ -207,7 +215,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray or dask.array.Array of shape (n_samples,)
             Component indices.
         """
         return self._evaluate(X)[0].argmax(axis=1)
@@ -222,10 +230,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components)
+        ndarray or dask.array.Array of shape (n_samples, n_components)
             Rows sum to 1.
         """
-        return np.exp(self._evaluate(X)[0])
+        log_resp = self._evaluate(X)[0]
+        return np.exp(log_resp)  # a Dask array stays lazy (NumPy's ufunc protocol)
 
     def score_samples(self, X) -> np.ndarray:
         r"""Log density of every sample, :math:`\ln p(x_n \mid \theta)`.
@@ -237,7 +246,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray or dask.array.Array of shape (n_samples,)
             :math:`\ln \sum_k \pi_k \phi_k(x_n)`.
         """
         return self._evaluate(X)[1]
@@ -259,7 +268,33 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         float
             Higher is better.
         """
-        return float(np.average(self.score_samples(X), weights=sample_weight))
+        total, n = self._weighted_log_likelihood(X, sample_weight)
+        return total / n
+
+    def _weighted_log_likelihood(self, X, sample_weight) -> tuple[float, float]:
+        r""":math:`\sum_n w_n \ln p(x_n)` and :math:`\sum_n w_n`: a reduction for lazy data."""
+        log_p = self.score_samples(X)
+        if isinstance(log_p, np.ndarray):
+            w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
+            if w.shape != log_p.shape:
+                raise ValueError(
+                    f"sample_weight must have shape (n_samples,) = {log_p.shape}, got "
+                    f"{w.shape}; pass one weight per row of X."
+                )
+            return float(w @ log_p), float(w.sum())
+        import dask
+        import dask.array as da
+
+        if sample_weight is None:
+            return float(log_p.sum().compute()), float(log_p.shape[0])
+        w = da.asarray(sample_weight, chunks=(log_p.chunks[0],)).astype(np.float64)
+        if w.shape != log_p.shape:
+            raise ValueError(
+                f"sample_weight must have shape (n_samples,) = {log_p.shape}, got {w.shape}; "
+                f"pass one weight per row of X."
+            )
+        total, n = dask.compute((w * log_p).sum(), w.sum())
+        return float(total), float(n)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted mixture (seeded by ``random_state``).
@@ -301,10 +336,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         float
             Lower is better; :math:`p` counts the free parameters.
         """
-        log_p = self.score_samples(X)
-        w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
-        n = w.sum()
-        return float(-2.0 * (w @ log_p) + self._n_parameters() * np.log(n))
+        total, n = self._weighted_log_likelihood(X, sample_weight)
+        return float(-2.0 * total + self._n_parameters() * np.log(n))
 
     def aic(self, X, sample_weight=None) -> float:
         r"""Akaike information criterion, :math:`-2 \ln p(X \mid \theta) + 2p`.
@@ -324,6 +357,5 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         float
             Lower is better; :math:`p` counts the free parameters.
         """
-        log_p = self.score_samples(X)
-        w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
-        return float(-2.0 * (w @ log_p) + 2 * self._n_parameters())
+        total, _ = self._weighted_log_likelihood(X, sample_weight)
+        return float(-2.0 * total + 2 * self._n_parameters())

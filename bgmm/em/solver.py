@@ -40,7 +40,7 @@ from numpy.lib.recfunctions import unstructured_to_structured
 from pytensor.conditional import ifelse
 from pytensor.link.jax.linker import JAXLinker
 
-from bgmm._arrays import largest_magnitude, readonly
+from bgmm._arrays import readonly
 from bgmm._validation import check_number
 from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
@@ -120,8 +120,9 @@ class EMResult:  # numpydoc ignore=PR01
     ----------
     params : GMMParams
         The fitted :math:`\theta`; ``weights``, ``means`` and ``covariances`` are shortcuts.
-    resp : ndarray of shape (n_samples, n_components)
-        Responsibilities :math:`\gamma` at the returned parameters.
+    resp : ndarray or dask.array.Array of shape (n_samples, n_components)
+        Responsibilities :math:`\gamma` at the returned parameters; for lazy data a Dask
+        array, computed block by block when asked for.
     log_likelihood : float
         :math:`\ln p(X \mid \theta)` at the returned parameters, a (weighted) sum over
         samples; NaN (with a ``SingularCovarianceWarning``) when a returned covariance is
@@ -251,16 +252,60 @@ class Shapes(NamedTuple):
     family: str = "VVV"  # the covariance family (bgmm.covariance)
 
 
+# Fits may run in threads (Dask's threaded scheduler, a thread pool of fits): one thread
+# compiles a function while the others wait, and each thread calls its own copy, because a
+# PyTensor function keeps its inputs and outputs in storage that two calls must not share.
+_COMPILE_LOCK = threading.RLock()
+_THREAD = threading.local()
+
+#: Copies of compiled functions a thread other than the main one keeps (least recent go).
+THREAD_COPIES = 64
+
+
+def thread_own(fn):
+    """``fn`` in the main thread; in any other thread, that thread's copy of it.
+
+    A copy shares the compiled graph, not the storage of a call (a JAX function compiles
+    its copy once, at its first call in the thread).
+
+    Parameters
+    ----------
+    fn : pytensor.compile.function.types.Function
+        A compiled function.
+
+    Returns
+    -------
+    Function
+        One that only the calling thread calls.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return fn
+    copies = _THREAD.__dict__.setdefault("copies", OrderedDict())
+    pair = copies.get(id(fn))
+    if pair is None or pair[0] is not fn:  # the pair keeps fn alive: its id stays its own
+        own = fn.copy(share_memory=False)
+        own.trust_input = fn.trust_input
+        pair = copies[id(fn)] = (fn, own)
+        while len(copies) > THREAD_COPIES:
+            copies.popitem(last=False)
+    copies.move_to_end(id(fn))
+    return pair[1]
+
+
 def _compiled_block(shapes: Shapes) -> Callable[..., Any]:
-    return _compile_block(shapes, COMPILE_MODE)
+    with _COMPILE_LOCK:
+        return thread_own(_compile_block(shapes, COMPILE_MODE))
 
 
 def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> MixtureFunctions:
-    return _compile_mixture(n_features, n_components, dtype, COMPILE_MODE)
+    with _COMPILE_LOCK:
+        fns = _compile_mixture(n_features, n_components, dtype, COMPILE_MODE)
+        return MixtureFunctions(*(thread_own(fn) for fn in fns))
 
 
 def _compiled_m_step(n_features: int, n_components: int, dtype: str, family: str):
-    return _compile_m_step(n_features, n_components, dtype, family, COMPILE_MODE)
+    with _COMPILE_LOCK:
+        return thread_own(_compile_m_step(n_features, n_components, dtype, family, COMPILE_MODE))
 
 
 #: Most features for which the EM graphs compile without XLA's YNNPACK fusions on the CPU.
@@ -327,15 +372,65 @@ def _function(inputs, outputs, mode, n_features: int):
     return fn
 
 
-# Static shapes let PyTensor fix the length of the scan over chunks (JAX needs it); JAX
-# compiles once per input shape in any case. The cache keeps the recent problem shapes
-# (a model-selection grid, 14 families x 5 K, is 70 of them).
-@functools.lru_cache(maxsize=256)
-def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
+class _GraphSettings(NamedTuple):
+    reg_covar: pt.TensorVariable
+    tol: pt.TensorVariable
+    family: CovarianceFamily
+    dtype: str
+
+
+def _iteration(stats, factors, w, mu, cov, ll_prev, stopped, keep, settings: _GraphSettings):
+    """The outputs of one iteration (``BlockOutputs``' fields) from the summed statistics.
+
+    The M step, Q, the regularisation gap and the stopping test at the E step of
+    ``stats``; restarts flagged in ``keep`` pass theta through unchanged. The compiled
+    block (statistics from its own pass over the chunks) and the update of a Dask fit
+    (statistics summed over the blocks of a Dask array) share it, so both check and
+    record every iteration the same way.
+    """
+    reg_covar, tol, family, dtype = settings
+    new = m_step(stats, reg_covar, family, previous=cov)
+    q = graph.q_value_from_statistics(
+        stats.nk, new.scatter, new.weights, graph.cholesky_factors(new.covariances)
+    )
+    # The scatter about the E step's own means is S2 (the shift), so Q(theta^t, theta^t)
+    # costs no pass; with it the EM inequality checks every step exactly.
+    q_start = graph.q_value_from_statistics(stats.nk, stats.s2, w, factors.chol)
+    best = family.m_step(stats.nk, new.scatter, cov)
+    gap = graph.regularization_gap(stats.nk, new.scatter, new.covariances, best, reg_covar)
+    singular = pt.any(~pt.ge(factors.pivots, SINGULAR_RTOL), axis=-1)
+    change = pt.abs(stats.log_likelihood - ll_prev) / stats.total_weight
+    converged = ~stopped & pt.lt(change, tol)
+    new = new._replace(**{name: pt.cast(v, dtype) for name, v in new._asdict().items()})
+    return [
+        pt.switch(keep[:, None], w, new.weights),
+        pt.switch(keep[:, None, None], mu, new.means),
+        pt.switch(keep[:, None, None, None], cov, new.covariances),
+        pt.switch(keep, ll_prev, pt.cast(stats.log_likelihood, dtype)),
+        keep | converged | singular,
+        pt.cast(stats.nk, dtype),
+        pt.cast(stats.entropy, dtype),
+        pt.cast(q, dtype),
+        pt.cast(gap, dtype),
+        pt.cast(q_start, dtype),
+        pt.cast(factors.pivots, dtype),
+        converged,
+    ]
+
+
+def _theta_inputs(shapes: Shapes):
     d, k, r, dtype = shapes.n_features, shapes.n_components, shapes.n_restarts, shapes.dtype
-    m, c, rest = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest
-    weighted, family = shapes.weighted, get_family(shapes.family)
-    data = ChunkedData(
+    return (
+        pt.tensor("weights", shape=(r, k), dtype=dtype),
+        pt.tensor("means", shape=(r, k, d), dtype=dtype),
+        pt.tensor("covariances", shape=(r, k, d, d), dtype=dtype),
+    )
+
+
+def _data_inputs(shapes: Shapes) -> ChunkedData:
+    d, dtype = shapes.n_features, shapes.dtype
+    m, c, rest, weighted = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest, shapes.weighted
+    return ChunkedData(
         chunks=pt.tensor("chunks", shape=(m, c, d), dtype=dtype),
         chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype) if weighted else None,
         rest=pt.tensor("rest", shape=(rest, d), dtype=dtype) if rest else None,
@@ -343,46 +438,29 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
             pt.tensor("rest_weights", shape=(rest,), dtype=dtype) if weighted and rest else None
         ),
     )
-    weights = pt.tensor("weights", shape=(r, k), dtype=dtype)
-    means = pt.tensor("means", shape=(r, k, d), dtype=dtype)
-    covariances = pt.tensor("covariances", shape=(r, k, d, d), dtype=dtype)
+
+
+# Static shapes let PyTensor fix the length of the scan over chunks (JAX needs it); JAX
+# compiles once per input shape in any case. The cache keeps the recent problem shapes
+# (a model-selection grid, 14 families x 5 K, is 70 of them).
+@functools.lru_cache(maxsize=256)
+def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
+    d, r, dtype = shapes.n_features, shapes.n_restarts, shapes.dtype
+    family = get_family(shapes.family)
+    data = _data_inputs(shapes)
+    weights, means, covariances = _theta_inputs(shapes)
     log_likelihood = pt.tensor("log_likelihood", shape=(r,), dtype=dtype)
     done = pt.tensor("done", shape=(r,), dtype="bool")
     reg_covar = pt.scalar("reg_covar", dtype=dtype)
     tol = pt.scalar("tol", dtype=dtype)
     n_active = pt.scalar("n_active", dtype="int64")
+    settings = _GraphSettings(reg_covar, tol, family, dtype)
 
     def compute(step, w, mu, cov, ll_prev, stopped):
         factors = graph.factorize(cov)
         stats = data_statistics(data, w, mu, factors)
-        new = m_step(stats, reg_covar, family, previous=cov)
-        q = graph.q_value_from_statistics(
-            stats.nk, new.scatter, new.weights, graph.cholesky_factors(new.covariances)
-        )
-        # The scatter about the E step's own means is S2 (the shift), so Q(theta^t, theta^t)
-        # costs no pass; with it the EM inequality checks every step exactly.
-        q_start = graph.q_value_from_statistics(stats.nk, stats.s2, w, factors.chol)
-        best = family.m_step(stats.nk, new.scatter, cov)
-        gap = graph.regularization_gap(stats.nk, new.scatter, new.covariances, best, reg_covar)
-        singular = pt.any(~pt.ge(factors.pivots, SINGULAR_RTOL), axis=-1)
-        change = pt.abs(stats.log_likelihood - ll_prev) / stats.total_weight
-        converged = ~stopped & pt.lt(change, tol)
         keep = stopped | pt.ge(step, n_active)
-        new = new._replace(**{name: pt.cast(v, dtype) for name, v in new._asdict().items()})
-        return [
-            pt.switch(keep[:, None], w, new.weights),
-            pt.switch(keep[:, None, None], mu, new.means),
-            pt.switch(keep[:, None, None, None], cov, new.covariances),
-            pt.switch(keep, ll_prev, pt.cast(stats.log_likelihood, dtype)),
-            keep | converged | singular,
-            pt.cast(stats.nk, dtype),
-            pt.cast(stats.entropy, dtype),
-            pt.cast(q, dtype),
-            pt.cast(gap, dtype),
-            pt.cast(q_start, dtype),
-            pt.cast(factors.pivots, dtype),
-            converged,
-        ]
+        return _iteration(stats, factors, w, mu, cov, ll_prev, stopped, keep, settings)
 
     def iteration(step, w, mu, cov, ll_prev, stopped):
         # Once every restart has stopped (or the block is past n_active), the rest of the
@@ -427,6 +505,75 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
         list(outputs),
         mode,
         d,
+    )
+
+
+def _compiled_update(shapes: Shapes) -> Callable[..., Any]:
+    with _COMPILE_LOCK:
+        return thread_own(_compile_update(shapes, COMPILE_MODE))
+
+
+def _compiled_statistics(shapes: Shapes) -> Callable[..., Any]:
+    with _COMPILE_LOCK:  # the tasks of a Dask computation
+        return thread_own(_compile_statistics(shapes, COMPILE_MODE))
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_update(shapes: Shapes, mode: str) -> Callable[..., Any]:
+    # One iteration from statistics summed elsewhere (the blocks of a Dask array): the
+    # block's iteration without its pass over the data, its outputs one block entry long.
+    d, k, r, dtype = shapes.n_features, shapes.n_components, shapes.n_restarts, shapes.dtype
+    weights, means, covariances = _theta_inputs(shapes)
+    nk = pt.tensor("nk", shape=(r, k), dtype=dtype)
+    s1 = pt.tensor("s1", shape=(r, k, d), dtype=dtype)
+    s2 = pt.tensor("s2", shape=(r, k, d, d), dtype=dtype)
+    ll = pt.tensor("log_likelihood", shape=(r,), dtype=dtype)
+    entropy = pt.tensor("entropy", shape=(r,), dtype=dtype)
+    total = pt.scalar("total_weight", dtype=dtype)
+    ll_prev = pt.tensor("previous_log_likelihood", shape=(r,), dtype=dtype)
+    stopped = pt.tensor("done", shape=(r,), dtype="bool")
+    reg_covar = pt.scalar("reg_covar", dtype=dtype)
+    tol = pt.scalar("tol", dtype=dtype)
+    settings = _GraphSettings(reg_covar, tol, get_family(shapes.family), dtype)
+    stats = SufficientStats(nk, s1, s2, means, ll, entropy, total)
+    factors = graph.factorize(covariances)
+    outputs = _iteration(
+        stats, factors, weights, means, covariances, ll_prev, stopped, stopped, settings
+    )
+    return _function(
+        [
+            nk,
+            s1,
+            s2,
+            ll,
+            entropy,
+            total,
+            weights,
+            means,
+            covariances,
+            ll_prev,
+            stopped,
+            reg_covar,
+            tol,
+        ],
+        [o[None] for o in outputs],
+        mode,
+        d,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_statistics(shapes: Shapes, mode: str) -> Callable[..., Any]:
+    # The E step and its statistics on one block of rows, for every restart: what a Dask
+    # task computes. Built once per shape in each process (each Dask worker keeps its own).
+    data = _data_inputs(shapes)
+    weights, means, covariances = _theta_inputs(shapes)
+    stats = data_statistics(data, weights, means, graph.factorize(covariances))
+    return _function(
+        [*(v for v in data if v is not None), weights, means, covariances],
+        [stats.nk, stats.s1, stats.s2, stats.log_likelihood, stats.entropy],
+        mode,
+        shapes.n_features,
     )
 
 
@@ -484,12 +631,12 @@ def _check_dtype(dtype) -> str:
 
 def _check_scale(data: GMMData, dtype: str) -> None:
     """Refuse data whose squared differences, summed over the samples, overflow ``dtype``."""
-    values = data.values
-    largest = largest_magnitude(values)
-    n, d = values.shape
+    magnitudes = data.largest_magnitudes()
+    largest = float(magnitudes.max())
+    n, d = data.n_samples, data.n_features
     limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * n * d)))
     if largest > limit:
-        column = data.feature_names[int(np.maximum(values.max(0), -values.min(0)).argmax())]
+        column = data.feature_names[int(magnitudes.argmax())]
         raise ValueError(
             f"X holds values as large as {largest:.3g} in magnitude (column {column!r}): "
             f"their squares, summed over {n} samples, overflow {dtype} (largest usable "
@@ -1095,22 +1242,66 @@ def _host(a) -> np.ndarray:
     return a if a.dtype == bool else a.astype(np.float64, copy=False)
 
 
-def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dtype):
-    """Iterate every restart from its start, a block at a time, until each one stops."""
+class IterationProgress(NamedTuple):  # numpydoc ignore=PR01
+    r"""What ``fit_em(progress=...)`` reports after each block of iterations it has read.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done so far (the most of any restart).
+    log_likelihood : float
+        The best :math:`\ln p(X \mid \theta)` of the restarts at that point.
+    change : float
+        Its change since the previous report (NaN at the first).
+    n_running : int
+        Restarts still iterating.
+    """
+
+    iteration: int
+    log_likelihood: float
+    change: float
+    n_running: int
+
+
+def _report(progress, runs: list[_Run], previous: float) -> float:
+    finite = [run.log_likelihood for run in runs if np.isfinite(run.log_likelihood)]
+    best = max(finite) if finite else float("nan")
+    iteration = max(sum(len(rows) for rows in run.rows) for run in runs)
+    running = sum(not run.finished for run in runs)
+    progress(IterationProgress(iteration, best, best - previous, running))
+    return best
+
+
+def _run_restarts(
+    block,
+    data_inputs: list,
+    starts,
+    tol,
+    settings: _Settings,
+    dtype,
+    block_size: int = BLOCK_SIZE,
+    progress: Callable[[IterationProgress], None] | None = None,
+):
+    """Iterate every restart from its start, a block at a time, until each one stops.
+
+    ``block`` is a compiled block (``block_size`` = ``BLOCK_SIZE`` iterations on
+    ``data_inputs``) or, for a Dask fit, one iteration over the blocks of a Dask array
+    (``block_size`` = 1, no data inputs): both return ``BlockOutputs``.
+    """
     reg_covar, max_iter = settings.reg_covar, settings.max_iter
     runs = [_Run(params=s) for s in starts]
     dtype = np.dtype(dtype).type
     theta = [np.stack([s[i] for s in starts]).astype(dtype) for i in range(3)]
     log_likelihood = np.full(len(starts), np.nan, dtype=dtype)
-    done_iterations = 0
+    done_iterations, reported = 0, float("nan")
     while not all(run.finished for run in runs):
-        n_active = min(BLOCK_SIZE, max_iter + 1 - done_iterations)
+        n_active = min(block_size, max_iter + 1 - done_iterations)
         stopped = np.array([run.finished for run in runs])
         out = BlockOutputs(
             *(
                 _host(a)
                 for a in block(
-                    *data.inputs(),
+                    *data_inputs,
                     *theta,
                     log_likelihood,
                     stopped,
@@ -1122,6 +1313,8 @@ def _run_restarts(block, data: DeviceData, starts, tol, settings: _Settings, dty
         )
         _read_block(runs, out, done_iterations, n_active, settings)
         done_iterations += n_active
+        if progress is not None:
+            reported = _report(progress, runs, reported)
         # float64 on the host holds the compute dtype's values exactly.
         last = n_active - 1
         theta = [a[last].astype(dtype) for a in (out.weights, out.means, out.covariances)]
@@ -1147,6 +1340,7 @@ def fit_em(
     dtype: str = "float64",
     chunk_size: int | None = None,
     callback: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[IterationProgress], None] | None = None,
 ) -> EMResult:
     r"""Fit a Gaussian mixture by expectation-maximisation.
 
@@ -1159,7 +1353,10 @@ def fit_em(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), DataFrame, DataArray, path or GMMData
-        Read through :func:`bgmm.as_data`.
+        Read through :func:`bgmm.as_data`. Lazy data (a Dask array or DataFrame, a zarr
+        store, Parquet files, a CSV glob) are fitted block by block on the active Dask
+        scheduler (:mod:`bgmm.em.dask_engine`), never loaded whole: the same iterations,
+        history and result as in memory, and ``resp`` a Dask array.
     n_components : int
         Number of components K, between 1 and ``n_samples``.
     covariance_type : str, default "full"
@@ -1220,6 +1417,10 @@ def fit_em(
     callback : callable, optional
         Called as ``callback(restart, n_init, log_likelihood)`` for every restart when the
         fit ends (for progress displays; the solver itself prints nothing).
+    progress : callable, optional
+        Called as ``progress(IterationProgress)`` after every iteration of a fit on lazy
+        data and every block of ``BLOCK_SIZE`` iterations in memory: the iterations done,
+        the best log-likelihood and its change (the command line's progress lines).
 
     Returns
     -------
@@ -1270,8 +1471,17 @@ def fit_em(
         raise ValueError(f"init_params must be one of {_INIT_PARAMS}, got {init_params!r}.")
     dtype = _check_dtype(dtype)
     _check_scale(data, dtype)
-    weights = _check_sample_weight(sample_weight, data.n_samples)
-    total = float(data.n_samples if weights is None else weights.sum())
+    if data.lazy:
+        from bgmm.em import dask_engine
+
+        weights, total = (
+            (None, float(data.n_samples))
+            if sample_weight is None
+            else dask_engine.check_weights(sample_weight, data.values)
+        )
+    else:
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        total = float(data.n_samples if weights is None else weights.sum())
     if covariances_init is not None:
         covariances_init = family.expand(covariances_init, n_components, data.n_features)
     user = _check_user_init(
@@ -1279,14 +1489,23 @@ def fit_em(
     )
     rng = np.random.default_rng(random_state)
     values = data.values
-    needs_starts = init_params != "random" and any(v is None for v in user.values())
-    fingerprint = _fingerprint(values, weights) if needs_starts else None
+    needs_starts = any(v is None for v in user.values())
+    # Lazy data start from a seeded subsample (dask_engine.START_ROWS rows, all of them in
+    # order when there are fewer); in-memory data from all their rows.
+    start_values, start_weights = values, weights
+    if data.lazy and needs_starts:
+        start_values, start_weights = dask_engine.start_rows(values, weights, rng)
+    fingerprint = (
+        _fingerprint(start_values, start_weights)
+        if needs_starts and init_params != "random"
+        else None
+    )
     starts = [
         tuple(
             np.ascontiguousarray(a, dtype=np.float64)
             for a in _initial_params(
-                values,
-                weights,
+                start_values,
+                start_weights,
                 n_components,
                 _restart_init(init_params, restart),
                 rng,
@@ -1299,27 +1518,41 @@ def fit_em(
         )
         for restart in range(n_init)
     ]
-    rows = _chunk_rows(data.n_samples, n_init * n_components, data.n_features, chunk_size, dtype)
-    device = _to_device(values, weights, rows, dtype)
+    del start_values, start_weights
+    settings = _Settings(float(reg_covar), max_iter, total, family)
     shapes = Shapes(
         data.n_features,
         n_components,
         n_init,
         dtype,
-        n_chunks=device.chunks.shape[0],
-        chunk_rows=rows,
-        n_rest=0 if device.rest is None else device.rest.shape[0],
         weighted=weights is not None,
         family=family.name,
     )
-    runs = _run_restarts(
-        _compiled_block(shapes),
-        device,
-        starts,
-        float(tol),
-        _Settings(float(reg_covar), max_iter, total, family),
-        dtype,
-    )
+    if data.lazy:
+        iteration = dask_engine.DaskIteration(values, weights, shapes, total, chunk_size)
+        runs = _run_restarts(
+            iteration, [], starts, float(tol), settings, dtype, block_size=1, progress=progress
+        )
+    else:
+        rows = _chunk_rows(
+            data.n_samples, n_init * n_components, data.n_features, chunk_size, dtype
+        )
+        device = _to_device(values, weights, rows, dtype)
+        shapes = shapes._replace(
+            n_chunks=device.chunks.shape[0],
+            chunk_rows=rows,
+            n_rest=0 if device.rest is None else device.rest.shape[0],
+        )
+        runs = _run_restarts(
+            _compiled_block(shapes),
+            device.inputs(),
+            starts,
+            float(tol),
+            settings,
+            dtype,
+            progress=progress,
+        )
+        del device
     # The final E step reads the rows from the host, a piece at a time. When the caller
     # passed a float64 array, it reads that array (as_data's copy holds the same values)
     # and the copy, made for the device, is released before resp is allocated.
@@ -1327,16 +1560,11 @@ def fit_em(
     if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.shape == values.shape:
         del data, values
         values = X
-    del device
     finals = [run.log_likelihood for run in runs]
     if callback is not None:
         for i, ll in enumerate(finals):
             callback(i + 1, n_init, ll)
-    scores = [ll if np.isfinite(ll) else -np.inf for ll in finals]
-    proper = [_proper(run) for run in runs]
-    if any(ok and np.isfinite(ll) for ok, ll in zip(proper, scores, strict=True)):
-        scores = [ll if ok else -np.inf for ok, ll in zip(proper, scores, strict=True)]
-    run = runs[int(np.argmax(scores))]
+    run = runs[_best_restart(runs)]
     params = GMMParams(*(readonly(a) for a in run.params))
     if run.singular:
         warnings.warn(
@@ -1348,6 +1576,12 @@ def fit_em(
             stacklevel=2,
         )
         resp = np.full((n_samples, n_components), np.nan)
+        if not isinstance(values, np.ndarray):
+            import dask.array as da
+
+            resp = da.full(
+                (n_samples, n_components), np.nan, chunks=(values.chunks[0], (n_components,))
+            )
     else:
         if not run.converged and tol > 0:
             warnings.warn(
@@ -1356,12 +1590,16 @@ def fit_em(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        resp = _responsibilities(params, values, dtype)
+        if isinstance(values, np.ndarray):
+            resp = _responsibilities(params, values, dtype)
+        else:
+            resp = dask_engine.e_step_lazy(params, values, "resp", dtype)
     history = unstructured_to_structured(
         run.history(), dtype=np.dtype([(f, "f8") for f in HISTORY_FIELDS])
     )
     history.setflags(write=False)
-    resp.setflags(write=False)
+    if isinstance(resp, np.ndarray):
+        resp.setflags(write=False)
     return EMResult(
         params=params,
         resp=resp,
@@ -1375,6 +1613,15 @@ def fit_em(
         total_weight=total,
         covariance_type=family.name,
     )
+
+
+def _best_restart(runs: list[_Run]) -> int:
+    """The restart with the highest final ln p, passing over spurious maxima if it can."""
+    scores = [run.log_likelihood if np.isfinite(run.log_likelihood) else -np.inf for run in runs]
+    proper = [_proper(run) for run in runs]
+    if any(ok and np.isfinite(ll) for ok, ll in zip(proper, scores, strict=True)):
+        scores = [ll if ok else -np.inf for ok, ll in zip(proper, scores, strict=True)]
+    return int(np.argmax(scores))
 
 
 def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -1437,10 +1684,35 @@ def _evaluate_all(params: GMMParams, X: Any, *, densities: bool) -> RowResults:
     data = X if isinstance(X, GMMData) else as_data(X)
     check_features(data, params.n_features)
     _check_scale(data, "float64")
-    rows = _e_step_rows(params, data.values, "float64", densities=densities)
-    bad = _singular_components(rows.pivots)
+    if data.lazy:
+        from bgmm.em import dask_engine
+
+        pivots = _host_pivots(params.covariances)
+        rows = None
+    else:
+        rows = _e_step_rows(params, data.values, "float64", densities=densities)
+        pivots = rows.pivots
+    bad = _singular_components(pivots)
     if bad:
         raise SingularCovarianceError(
             _singular_message(bad, params.covariances, "in these parameters")
         )
+    if rows is None:
+        lazy = {
+            name: dask_engine.e_step_lazy(params, data.values, name)
+            for name in ("log_resp", "log_norm", *(("log_phi",) if densities else ()))
+        }
+        rows = RowResults(lazy["log_resp"], lazy["log_norm"], lazy.get("log_phi"), pivots)
     return rows
+
+
+def _host_pivots(covariances: np.ndarray) -> np.ndarray:
+    """``graph.pivot_ratios`` in NumPy (NaN where the factorisation fails)."""
+    pivots = np.full(len(covariances), np.nan)
+    for k, cov in enumerate(covariances):
+        try:
+            chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            continue
+        pivots[k] = (np.diagonal(chol) ** 2 / np.diagonal(cov)).min()
+    return pivots

@@ -21,7 +21,9 @@ McLachlan & Peel (2000), Finite Mixture Models, section 2.15.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pytensor
@@ -32,6 +34,7 @@ from bgmm._arrays import readonly
 from bgmm.covariance import Chart, chart_at, covariances_on_chart, get_family
 from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
+from bgmm.em.solver import _COMPILE_LOCK
 from bgmm.params import GMMParams
 
 __all__ = ["StandardErrors", "standard_errors", "to_unconstrained"]
@@ -89,8 +92,23 @@ def to_unconstrained(params: GMMParams) -> np.ndarray:
     return np.concatenate([logits, np.asarray(params.means).ravel(), packed.ravel()])
 
 
-@functools.cache
+#: Rows per piece of the sums over samples (bounded intermediates in memory).
+INFORMATION_ROWS = 4096
+
+
 def _compiled(k: int, d: int):
+    with _COMPILE_LOCK:  # the pieces of lazy data run as Dask tasks, maybe in threads
+        return _compile(k, d)
+
+
+# The derivatives compile with PyTensor's C virtual machine, whose copies are not safe to
+# call at once from two threads: the pieces of one process take turns (processes, such as
+# Dask's workers, run theirs in parallel).
+_CALL_LOCK = threading.Lock()
+
+
+@functools.cache
+def _compile(k: int, d: int):
     X = pt.matrix("X", shape=(None, d), dtype="float64")
     phi = pt.vector("phi", dtype="float64")
     weights, means, chol = _from_unconstrained(phi, k, d)
@@ -111,8 +129,13 @@ def _compiled(k: int, d: int):
     )
 
 
-@functools.cache
 def _compiled_chart(k: int, d: int, family_name: str):
+    with _COMPILE_LOCK:
+        return _compile_chart(k, d, family_name)
+
+
+@functools.cache
+def _compile_chart(k: int, d: int, family_name: str):
     # The family's chart (bgmm.covariance.chart) in the full model's covariance coordinates
     # psi (packed Cholesky factors, log diagonal): psi(phi), its Jacobian and the Hessian
     # of g . psi(phi) for a fixed g, the second-order term of the chain rule. No data here,
@@ -149,16 +172,81 @@ def _family_information(family, params: GMMParams, values):
     chart = chart_at(family, params.covariances)
     n_cov = family.n_parameters(k, d)
     chart_fn = _compiled_chart(k, d, family.name)
-    psi_cov, jac_cov, _ = chart_fn(np.zeros(n_cov), np.zeros(k * d * (d + 1) // 2), *chart)
+    with _CALL_LOCK:
+        psi_cov, jac_cov, _ = chart_fn(np.zeros(n_cov), np.zeros(k * d * (d + 1) // 2), *chart)
     psi = np.concatenate([to_unconstrained(params)[:n_front], psi_cov])
-    _, gradient, hess_psi, jac_theta = _compiled(k, d)(values, psi)
-    _, _, curvature = chart_fn(np.zeros(n_cov), gradient[n_front:], *chart)
+    _, gradient, hess_psi, jac_theta = _derivatives(values, psi, k, d)
+    with _CALL_LOCK:
+        _, _, curvature = chart_fn(np.zeros(n_cov), gradient[n_front:], *chart)
     jac = np.zeros((psi.size, n_front + n_cov))
     jac[:n_front, :n_front] = np.eye(n_front)
     jac[n_front:, n_front:] = jac_cov
     hess = jac.T @ hess_psi @ jac
     hess[n_front:, n_front:] += curvature
     return hess, jac_theta @ jac
+
+
+class Derivatives(NamedTuple):
+    r""":math:`\ln p(X)` and its derivatives in :math:`\phi`, summed over the samples."""
+
+    log_likelihood: float
+    gradient: np.ndarray  # (n_phi,)
+    hessian: np.ndarray  # (n_phi, n_phi)
+    jacobian: np.ndarray  # d theta / d phi, (n_theta, n_phi); no data in it
+
+
+def _piece_sums(x, *, phi, k: int, d: int) -> np.ndarray:
+    """One piece's ``ln p``, gradient and Hessian, packed as a ``(1, size)`` row."""
+    # PyTensor's C code reads aligned arrays only; a block read from a store may not be.
+    x = np.require(x, dtype=np.float64, requirements=["C", "A"])
+    phi = np.require(phi, dtype=np.float64, requirements=["C", "A"])
+    n_phi = phi.size
+    if x.shape[0] == 0:
+        return np.zeros((1, 1 + n_phi + n_phi * n_phi))
+    fn = _compiled(k, d)
+    with _CALL_LOCK:
+        ll, gradient, hess, _ = fn(x, phi)
+    return np.concatenate([[ll], gradient, np.asarray(hess).ravel()])[None]
+
+
+def _derivatives(values, phi: np.ndarray, k: int, d: int) -> Derivatives:
+    """The sums over samples, a piece at a time: in memory, or as a Dask reduction.
+
+    The observed information is a sum over samples like the E step's statistics, so lazy
+    data (a Dask array) get it by mapping the pieces over their blocks and summing the
+    packed rows in a tree; nothing the size of the data reaches the client.
+    """
+    n_phi = phi.size
+    if isinstance(values, np.ndarray):
+        sums = sum(
+            _piece_sums(values[start : start + INFORMATION_ROWS], phi=phi, k=k, d=d)[0]
+            for start in range(0, len(values), INFORMATION_ROWS)
+        )
+        first = values[:1]
+    else:
+        import dask.array as da
+
+        size = 1 + n_phi + n_phi * n_phi
+        packed = da.map_blocks(
+            _piece_sums,
+            values,
+            phi=phi,
+            k=k,
+            d=d,
+            chunks=((1,) * values.numblocks[0], (size,)),
+            dtype=np.float64,
+        )
+        sums = np.asarray(packed.sum(axis=0, split_every=8).compute())
+        first = np.asarray(values[:1].compute())
+    first = np.require(first, dtype=np.float64, requirements=["C", "A"])
+    with _CALL_LOCK:  # d theta / d phi does not involve the data
+        jacobian = _compiled(k, d)(first, phi)[3]
+    return Derivatives(
+        float(sums[0]),
+        sums[1 : 1 + n_phi],
+        sums[1 + n_phi :].reshape(n_phi, n_phi),
+        np.asarray(jacobian),
+    )
 
 
 def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> StandardErrors:
@@ -169,7 +257,9 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
     params : GMMParams
         The maximum-likelihood estimate (``EMResult.params``).
     X : array-like or GMMData
-        The data it was fitted to.
+        The data it was fitted to. The information is a sum over samples, computed
+        ``INFORMATION_ROWS`` rows at a time; for lazy data (a Dask array, a zarr store) as
+        a Dask reduction over the blocks.
     covariance_type : str, default "full"
         The family of the estimate (``EMResult.covariance_type``): the information is that
         of the constrained model, in the family's own coordinates
@@ -199,11 +289,10 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
     k, d = params.n_components, params.n_features
     check_features(data, d, "the estimate")
     family = get_family(covariance_type, d)
-    values = np.asarray(data.values)
     if family.name == "VVV":
-        _, _, hess, jac = _compiled(k, d)(values, to_unconstrained(params))
+        _, _, hess, jac = _derivatives(data.values, to_unconstrained(params), k, d)
     else:
-        hess, jac = _family_information(family, params, values)
+        hess, jac = _family_information(family, params, data.values)
     information = -0.5 * (hess + hess.T)
     try:
         chol = np.linalg.cholesky(information)

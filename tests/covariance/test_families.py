@@ -251,6 +251,52 @@ def test_richer_families_fit_at_least_as_well(three_clusters, family_fits):
         assert ll[small] <= ll[big] + 1e-6
 
 
+# ---------------------------------------------------------------- on a Dask cluster
+
+
+@pytest.fixture(scope="module")
+def cluster_data(three_clusters):
+    """The same rows as a Dask array on a LocalCluster of two worker processes."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        yield da.from_array(np.array(three_clusters.values), chunks=(100, 3)).persist()
+
+
+def assert_same_steps(got, want, rtol=1e-10):
+    assert got.n_iter == want.n_iter
+    for a, b in [(got.weights, want.weights), (got.means, want.means)]:
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    scale = np.abs(want.covariances).max()
+    np.testing.assert_allclose(got.covariances, want.covariances, rtol=rtol, atol=rtol * scale)
+    nats = np.abs(want.history["log_likelihood"]).max()
+    for field in want.history.dtype.names:
+        np.testing.assert_allclose(got.history[field], want.history[field], atol=rtol * nats)
+
+
+def test_every_family_takes_the_in_memory_steps_on_a_local_cluster(three_clusters, cluster_data):
+    """Five iterations per family (the full fits: the slow test below), to 1e-10."""
+    kw = {"random_state": 1, "reg_covar": 1e-3, "max_iter": 5, "tol": 0.0}
+    for name in NAMES:
+        want = fit_em(three_clusters, 3, covariance_type=name, **kw)
+        got = fit_em(cluster_data, 3, covariance_type=name, **kw)
+        assert_same_steps(got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_every_family_converges_as_in_memory_on_a_local_cluster(family_fits, cluster_data, name):
+    got = fit_em(cluster_data, 3, covariance_type=name, random_state=1, reg_covar=1e-3)
+    assert got.converged
+    assert_same_steps(got, family_fits[name])
+
+
 # ---------------------------------------------------------------- against scikit-learn
 
 
