@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bgmm-installed
 
-.PHONY: demo test test-slow lint bench notebooks docs clean
+.PHONY: demo test test-slow lint bench bench-dask notebooks docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_em_iteration.py
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_em_iteration.py --n 20000 --d 32
 	$(BIN)/python benchmarks/bench_memory.py
+
+# EM on Dask: 1 against 2 workers at N = 1e7, scheduler overhead, out-of-core memory of a
+# 2 GB zarr store (about 15 minutes on 2 cores; writes the store to a temporary folder).
+bench-dask: $(STAMP)
+	$(BIN)/python benchmarks/bench_dask.py
 
 # Re-execute every notebook (full draws) and write its .ipynb pair with the outputs.
 notebooks: $(STAMP)

@@ -24,7 +24,7 @@ import xarray as xr
 from bgmm.bayes.sampling import CONTRACT_VARIABLES
 from bgmm.covariance import get_family
 from bgmm.data import as_data
-from bgmm.em import EMResult, GaussianMixtureEM, standard_errors
+from bgmm.em import EMResult, GaussianMixtureEM, evaluate, standard_errors
 
 __all__ = ["Comparison", "compare", "em_dataset"]
 
@@ -150,13 +150,16 @@ class Comparison:  # numpydoc ignore=PR01
 def compare(
     em: Any, posterior: xr.DataTree, *, ci_prob: float = 0.94, standard_error=None
 ) -> Comparison:
-    """Put the EM estimate beside the posterior, parameter by parameter.
+    r"""Put the EM estimate beside the posterior, parameter by parameter.
 
     Parameters
     ----------
     em : EMResult or fitted GaussianMixtureEM
         Labelled like the posterior (``sample_posterior`` relabels its draws to these
-        components).
+        components). It may be a fit of more rows than the posterior's (EM on a whole lazy
+        data set, the posterior on ``data.sample_rows(n)``): the membership agreement is
+        then taken at the posterior's rows, and ``se_ratio`` is near
+        :math:`\sqrt{n / N}` rather than 1 (Bernstein-von Mises).
     posterior : xarray.DataTree
         From :func:`bgmm.bayes.sample_posterior`: needs the ``posterior`` and
         ``observed_data`` groups (and ``membership`` for the membership agreement).
@@ -233,7 +236,11 @@ def compare(
     membership = {}
     if "membership" in posterior.children:
         m = posterior["membership"].to_dataset()
-        em_resp = np.asarray(result.resp)
+        em_resp = result.resp
+        if not (isinstance(em_resp, np.ndarray) and em_resp.shape[0] == data.n_samples):
+            # EM on other rows (all of a lazy data set, the posterior on a subsample):
+            # EM's memberships of the posterior's own rows, at the EM estimate.
+            em_resp = np.exp(evaluate(result.params, data)[0])
         post_mean = m["mean"].values
         membership = {
             "share_same_component": float(

@@ -32,7 +32,7 @@ from bgmm.em import EMResult
 from bgmm.em.solver import HISTORY_FIELDS
 from bgmm.params import GMMParams
 
-__all__ = ["SavedFit", "load_fit", "save_fit"]
+__all__ = ["SavedFit", "load_fit", "save_fit", "save_zarr"]
 
 FORMAT_VERSION = 1
 #: Root attributes that describe the file, not the posterior (dropped from it on load).
@@ -273,3 +273,64 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         versions=json.loads(tree.attrs["bgmm_saved_versions"]),
         data_source=str(d.attrs["source"]),
     )
+
+
+def save_zarr(data: Any, path: str | os.PathLike, *, chunk_rows: int | None = None) -> Path:
+    """Write the rows to a zarr store, block by block, atomically: data larger than memory.
+
+    ``bgmm.as_data(path)`` reads the store back lazily, with its feature names. The store
+    is written under a temporary name beside ``path`` and renamed into place when complete;
+    an existing ``path`` is refused, never replaced.
+
+    Parameters
+    ----------
+    data : GMMData or anything :func:`bgmm.as_data` reads
+        The rows; lazy data are computed one block at a time, never whole.
+    path : str or PathLike
+        The store to create (a folder, ``*.zarr`` by convention); its parent must exist.
+    chunk_rows : int, optional
+        Rows per zarr chunk; the data's own blocks by default (lazy data), else about
+        ``2**20`` numbers per chunk.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        ``path`` exists, or its directory does not.
+    """
+    import shutil
+    import tempfile
+
+    import dask.array as da
+    import zarr
+
+    from bgmm._validation import check_number
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot save to '{path}': directory '{path.parent}' does not exist.")
+    if path.exists():
+        raise ValueError(
+            f"'{path}' exists; bgmm does not overwrite a store. Remove it or choose another path."
+        )
+    data = data if isinstance(data, GMMData) else as_data(data)
+    values = data.values if data.lazy else da.from_array(data.values)
+    if chunk_rows is not None:
+        values = values.rechunk((check_number("chunk_rows", chunk_rows, low=1, integer=True), -1))
+    elif not data.lazy:
+        values = values.rechunk((max(1, 2**20 // data.n_features), -1))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        shutil.rmtree(tmp)  # to_zarr creates the store itself
+        da.to_zarr(values, str(tmp))
+        attrs = zarr.open(str(tmp), mode="r+").attrs
+        attrs.update({"feature_names": list(data.feature_names), "source": data.source})
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -100,3 +100,16 @@ def test_given_standard_errors_are_used(tree, simulated, comparison):
     import pandas as pd
 
     pd.testing.assert_frame_equal(again.to_dataframe(), comparison.to_dataframe())
+
+
+def test_membership_of_an_em_fit_on_other_rows_is_taken_at_the_posteriors(tree, simulated):
+    """EM on all rows of lazy data (resp a Dask array), the posterior on some of them."""
+    import dataclasses
+
+    import dask.array as da
+
+    _, em = simulated
+    lazy = dataclasses.replace(em, resp=da.from_array(np.asarray(em.resp), chunks=50))
+    got = compare(lazy, tree).membership
+    m = tree["membership"]["mean"].values
+    assert got["max_abs_difference"] == pytest.approx(np.abs(m - em.resp).max(), abs=1e-10)

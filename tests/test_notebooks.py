@@ -22,6 +22,7 @@ _spec.loader.exec_module(run_notebooks)
 SOURCES = run_notebooks.notebook_sources()
 CI_DRAWS = "100"
 CI_FAMILIES = "EEE,VVV"  # of notebook 04's BIC table: compiling all 70 cells takes minutes
+CI_ROWS = "200000"  # of notebook 05's zarr store (4 million by default)
 # Functions that make a random choice, and must be given a seed in a notebook.
 RANDOM_CALLS = (
     "simulate",
@@ -51,12 +52,13 @@ def _calls(source: str, name: str) -> list[str]:
     return out
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert [s.stem for s in SOURCES] == [
         "01_worked_example",
         "02_em_vs_mcmc_old_faithful",
         "03_uncertain_clustering",
         "04_choosing_k",
+        "05_larger_than_memory",
     ]
 
 
@@ -88,6 +90,7 @@ def test_no_library_logic_and_every_random_choice_seeded(source):
 def test_notebook_runs_top_to_bottom(source, monkeypatch):
     monkeypatch.setenv("BGMM_NOTEBOOK_DRAWS", CI_DRAWS)
     monkeypatch.setenv("BGMM_NOTEBOOK_FAMILIES", CI_FAMILIES)
+    monkeypatch.setenv("BGMM_NOTEBOOK_ROWS", CI_ROWS)
     nb = run_notebooks.execute(source, timeout=600)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     stderr = "".join(o.text for o in outputs if o.get("name") == "stderr")

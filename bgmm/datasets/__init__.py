@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from bgmm._validation import check_number
 from bgmm.data import GMMData, as_data
 from bgmm.params import GMMParams
 
@@ -94,12 +95,12 @@ class Simulated(NamedTuple):  # numpydoc ignore=PR01
     ----------
     data : GMMData
         The samples.
-    labels : ndarray of shape (n_samples,)
+    labels : ndarray or dask.array.Array of shape (n_samples,)
         The true component of every sample.
     """
 
     data: GMMData
-    labels: np.ndarray
+    labels: Any
 
 
 Simulated.data.__doc__ = "The samples (GMMData)."
@@ -112,6 +113,7 @@ def simulate(
     random_state: int | np.random.Generator | None = None,
     *,
     feature_names: list[str] | None = None,
+    chunk_rows: int | None = None,
 ) -> Simulated:
     r"""Draw ``n_samples`` from the mixture, with the true labels.
 
@@ -127,22 +129,62 @@ def simulate(
         Seed of the draws; the same seed gives the same data.
     feature_names : list of str, optional
         Names of the features (default ``x0``, ``x1``, ...).
+    chunk_rows : int, optional
+        Draw lazily, in blocks of this many rows (Dask arrays, :attr:`GMMData.lazy`):
+        data larger than memory, drawn block by block where they are used or written
+        (:func:`bgmm.io.save_zarr`). Each block has its own seed, spawned from
+        ``random_state`` (NumPy's ``SeedSequence``), so the same seed and ``chunk_rows``
+        give the same data on any scheduler; the draws differ from those of the
+        in-memory simulation.
 
     Returns
     -------
     Simulated
-        ``data`` and ``labels`` (ndarray of shape (n_samples,), the true components).
+        ``data`` and ``labels`` (ndarray of shape (n_samples,), the true components; a
+        Dask array when drawn lazily).
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    source = f"simulated: {n_samples} samples from a {params.n_components}-component mixture"
+    if chunk_rows is not None:
+        return _simulate_lazily(params, n_samples, random_state, feature_names, chunk_rows, source)
     rng = np.random.default_rng(random_state)
+    labels, X = _draw(params, n_samples, rng)
+    data = as_data(X, feature_names=feature_names, source=source)
+    return Simulated(data, labels)
+
+
+def _draw(params: GMMParams, n_samples: int, rng: np.random.Generator):
     labels = rng.choice(params.n_components, size=n_samples, p=params.weights)
     chol = np.linalg.cholesky(params.covariances)
     noise = rng.standard_normal((n_samples, params.n_features))
-    X = params.means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
-    data = as_data(
-        X,
-        feature_names=feature_names,
-        source=f"simulated: {n_samples} samples from a {params.n_components}-component mixture",
+    return labels, params.means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+
+
+def _draw_block(params: GMMParams, n_samples: int, seed: np.random.SeedSequence) -> np.ndarray:
+    """One block's labels and rows, side by side (column 0: the label)."""
+    labels, X = _draw(params, n_samples, np.random.default_rng(seed))
+    return np.column_stack([labels, X])
+
+
+def _simulate_lazily(params, n_samples, random_state, feature_names, chunk_rows, source):
+    import dask
+    import dask.array as da
+
+    chunk_rows = check_number("chunk_rows", chunk_rows, low=1, integer=True)
+    entropy = np.random.default_rng(random_state).integers(2**63)
+    sizes = [chunk_rows] * (n_samples // chunk_rows)
+    if n_samples % chunk_rows:
+        sizes.append(n_samples % chunk_rows)
+    seeds = np.random.SeedSequence(int(entropy)).spawn(len(sizes))
+    d = params.n_features
+    blocks = da.concatenate(
+        [
+            da.from_delayed(
+                dask.delayed(_draw_block)(params, n, seed), shape=(n, d + 1), dtype=np.float64
+            )
+            for n, seed in zip(sizes, seeds, strict=True)
+        ]
     )
-    return Simulated(data, labels)
+    data = as_data(blocks[:, 1:], feature_names=feature_names, source=source)
+    return Simulated(data, blocks[:, 0].astype(np.int64))

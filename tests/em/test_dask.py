@@ -4,6 +4,8 @@ Small data (seconds). The fits of every covariance family on a LocalCluster of t
 processes are in tests/covariance/test_families.py, beside the in-memory fits they match.
 """
 
+import os
+
 import dask
 import dask.array as da
 import numpy as np
@@ -13,7 +15,7 @@ from distributed import Client, LocalCluster
 
 from bgmm import GaussianMixtureEM, as_data, fit_em, simulate
 from bgmm.em import dask_engine, solver, standard_errors
-from bgmm.io import load_fit, save_fit
+from bgmm.io import load_fit, save_fit, save_zarr
 from tests.conftest import make_params
 
 K = 3
@@ -193,6 +195,23 @@ def test_bayesian_model_refuses_lazy_data_and_names_the_fix(X):
     np.testing.assert_array_equal(sub.values, X[[int(r) for r in sub.obs_names]])
 
 
+def test_lazy_simulation_is_seeded_and_saved_atomically(tmp_path):
+    params = make_params(2, 3, seed=2)
+    a = simulate(params, 1000, random_state=4, chunk_rows=300)
+    b = simulate(params, 1000, random_state=4, chunk_rows=300)
+    assert a.data.lazy and a.data.values.chunks[0] == (300, 300, 300, 100)
+    np.testing.assert_array_equal(a.data.values.compute(), b.data.values.compute())
+    labels = a.labels.compute()
+    assert set(np.unique(labels)) == {0, 1} and len(labels) == 1000
+    store = save_zarr(a.data, tmp_path / "x.zarr", chunk_rows=250)
+    back = as_data(store)
+    assert back.values.chunks[0] == (250,) * 4 and back.feature_names == a.data.feature_names
+    np.testing.assert_array_equal(back.values.compute(), a.data.values.compute())
+    with pytest.raises(ValueError, match="exists; bgmm does not overwrite a store"):
+        save_zarr(a.data, store)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.zarr"]  # no temporary left behind
+
+
 # ---------------------------------------------------------------- a distributed cluster
 
 
@@ -217,3 +236,16 @@ def test_cluster_fit_compiles_once_per_worker(client, X, reference):
     # Every E step of every block ran on a worker (restarts run until the slowest stops).
     assert tasks % 9 == 0 and tasks >= 9 * (res.n_iter + 1)
     assert all(i.misses == 1 for i in info.values())  # one compilation per worker
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
+def test_local_cluster_workers_are_single_threaded_and_pinned():
+    cpus = sorted(os.sched_getaffinity(0))
+    n = min(2, len(cpus))
+    with dask_engine.local_cluster(n, dashboard_address=None) as cluster, Client(cluster) as c:
+        pinned = c.run(lambda: sorted(os.sched_getaffinity(0)))
+        environ = c.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+        threads = {w.nthreads for w in cluster.workers.values()}
+    assert sorted(len(v) for v in pinned.values()) == [1] * n  # one CPU each
+    assert sorted(v[0] for v in pinned.values()) == cpus[:n]
+    assert set(environ.values()) == {str(2**26)} and threads == {1}
