@@ -88,7 +88,7 @@ def speed(n: int, iterations: int) -> dict:
     start = start_of(params)
     out = {}
     for workers in (1, 2):
-        with local_cluster(workers, dashboard_address=None) as cluster, Client(cluster):
+        with local_cluster(workers, dashboard_address=":0") as cluster, Client(cluster):
             data = simulate(params, n, random_state=0, chunk_rows=250_000).data
             data = dataclasses.replace(data, values=data.values.persist())
             timed_fit(data, start, 1)  # compiles on every worker and on the client
@@ -132,7 +132,7 @@ def overhead() -> dict:
     out = {"in_memory": per_iteration(X)}
     with dask.config.set(scheduler="threads"):
         out["threaded"] = per_iteration(lazy)
-    with local_cluster(2, dashboard_address=None) as cluster, Client(cluster):
+    with local_cluster(2, dashboard_address=":0") as cluster, Client(cluster):
         out["local_cluster"] = per_iteration(lazy.persist())
     for name, seconds in out.items():
         print(f"  {name}: {1e3 * seconds:.2f} ms per iteration", flush=True)

@@ -293,6 +293,19 @@ def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what:
     return _nonfinite_text(kinds, rows.size, rows.tolist(), cols, what)
 
 
+def _given_names(feature_names, n_features: int, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The user's ``feature_names`` (one per column) in place of the source's ``names``."""
+    if feature_names is None:
+        return names
+    feature_names = [str(f) for f in feature_names]
+    if len(feature_names) != n_features:
+        raise ValueError(
+            f"feature_names has {len(feature_names)} names but X has {n_features} "
+            f"features; pass one name per column."
+        )
+    return tuple(feature_names)
+
+
 def _check_not_empty(shape: tuple[int, ...], source: str) -> None:
     for axis, what in ((0, "sample"), (1, "feature")):
         if shape[axis] == 0:
@@ -501,14 +514,7 @@ def as_data(
     else:
         src = source or "array"
         values, names, obs = _from_array(X)
-    if feature_names is not None:
-        feature_names = [str(f) for f in feature_names]
-        if len(feature_names) != values.shape[1]:
-            raise ValueError(
-                f"feature_names has {len(feature_names)} names but X has {values.shape[1]} "
-                f"features; pass one name per column."
-            )
-        names = tuple(feature_names)
+    names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
     if not all_finite(values):
         raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
@@ -623,14 +629,7 @@ def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
 
     read = read_lazy(X, columns, source)
     values, names, summary, src = read
-    if feature_names is not None:
-        feature_names = [str(f) for f in feature_names]
-        if len(feature_names) != values.shape[1]:
-            raise ValueError(
-                f"feature_names has {len(feature_names)} names but X has {values.shape[1]} "
-                f"features; pass one name per column."
-            )
-        names = tuple(feature_names)
+    names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
     if summary.n_bad_rows:
         kinds = [

@@ -22,7 +22,7 @@ _spec.loader.exec_module(run_notebooks)
 SOURCES = run_notebooks.notebook_sources()
 CI_DRAWS = "100"
 CI_FAMILIES = "EEE,VVV"  # of notebook 04's BIC table: compiling all 70 cells takes minutes
-CI_ROWS = "200000"  # of notebook 05's zarr store (4 million by default)
+CI_ROWS = "60000"  # of notebook 05's zarr store (4 million by default)
 # Functions that make a random choice, and must be given a seed in a notebook.
 RANDOM_CALLS = (
     "simulate",

@@ -52,8 +52,9 @@ START_ROWS = 50_000
 #: Statistics vectors summed per task of the tree reduction.
 SPLIT_EVERY = 8
 
-#: Environment of the worker processes that ``dask_scheduler("local...")`` starts. Dask's
-#: nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap threshold
+#: Environment of the worker processes that ``local_cluster`` starts (glibc's thresholds).
+#:
+#: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap threshold
 #: at 128 kB: every large buffer of a task (a block, the E step's chunk intermediates)
 #: is then a fresh mmap whose pages fault in zeroed. A block's E step took 2.7 times as
 #: long (250,000 rows x 8 features, K = 8: 169 ms against 62 ms, 2026-11-23). With both
@@ -95,7 +96,6 @@ class BlockSpec(NamedTuple):
     layout: StatisticsLayout
     dtype: str
     chunk_size: int | None
-    weighted: bool
 
 
 def _block_statistics(x, w=None, *, theta, spec: BlockSpec) -> np.ndarray:
@@ -147,11 +147,22 @@ class DaskIteration:
         self.shapes = shapes
         self.total_weight = total_weight
         layout = StatisticsLayout(shapes.n_restarts, shapes.n_components, shapes.n_features)
-        self.spec = BlockSpec(layout, shapes.dtype, chunk_size, weights is not None)
+        self.spec = BlockSpec(layout, shapes.dtype, chunk_size)
         self.update = solver._compiled_update(shapes)
 
     def statistics(self, weights, means, covariances) -> tuple[np.ndarray, ...]:
-        """The statistics at theta summed over every block: one Dask computation."""
+        r"""The statistics at theta summed over every block: one Dask computation.
+
+        Parameters
+        ----------
+        weights, means, covariances : ndarray
+            :math:`\theta` of every restart, ``(n_restarts, ...)``.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``nk``, ``s1``, ``s2``, ``log_likelihood``, ``entropy`` summed over the rows.
+        """
         import dask
         import dask.array as da
 
@@ -358,7 +369,7 @@ def local_cluster(n_workers: int | None = None, **kwargs):
         are enough (XLA would otherwise spread each one over every core); Dask's default
         for this machine when omitted (no pinning).
     **kwargs
-        Passed to ``LocalCluster`` (for example ``dashboard_address=None``); the dashboard
+        Passed to ``LocalCluster`` (for example ``silence_logs=False``); the dashboard
         takes a free port by default.
 
     Returns

@@ -78,6 +78,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame.
 
+    See Also
+    --------
+    bgmm.fit_em : The functional core this estimator wraps.
+
     Notes
     -----
     Lazy data (a ``dask.array.Array`` or Dask DataFrame, a zarr store, Parquet files, a CSV
@@ -85,10 +89,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     with the result of the in-memory fit. ``predict``, ``predict_proba`` and
     ``score_samples`` of lazy data return Dask arrays (nothing is computed until asked
     for); ``score``, ``bic`` and ``aic`` are reductions over the blocks.
-
-    See Also
-    --------
-    bgmm.fit_em : The functional core this estimator wraps.
     """
 
     def __init__(
