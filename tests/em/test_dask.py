@@ -153,6 +153,15 @@ def test_estimator_outputs_are_lazy_and_equal(X):
         np.testing.assert_allclose(weighted, getattr(ref, method)(X, sample_weight=w), rtol=1e-12)
 
 
+def test_criteria_of_lazy_data_are_reductions(X):
+    from bgmm.selection import select_k
+
+    lazy = da.from_array(X, chunks=(300, 2))
+    got = select_k(lazy, [K], n_init=2, random_state=0, loo=False)
+    want = select_k(X, [K], n_init=2, random_state=0, loo=False)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-10)  # ICL's entropy too
+
+
 def test_standard_errors_are_a_reduction_over_blocks(X, reference):
     lazy = as_data(da.from_array(X, chunks=(128, 2)))
     em = fit_em(X, K, random_state=0)  # every family's information comes from these sums
