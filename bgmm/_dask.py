@@ -23,6 +23,7 @@ __all__ = [
     "import_dask",
     "is_dask_array",
     "is_lazy_path",
+    "is_lazy_source",
     "read_lazy",
     "lazy_standardization",
     "sample_rows",
