@@ -26,6 +26,7 @@ __all__ = [
     "is_lazy_source",
     "read_lazy",
     "lazy_standardization",
+    "sample_index",
     "sample_rows",
     "summarise",
 ]
@@ -417,14 +418,10 @@ def _read_lazy(X: Any, columns=None, source: str | None = None) -> LazyValues:
 
 
 def _from_dataarray(X, columns, source: str) -> LazyValues:
-    if X.ndim != 2:
-        raise ValueError(
-            f"a DataArray must be 2-D (samples x features), got dims {X.dims}; select or "
-            f"stack dimensions first."
-        )
-    feature_dim = "feature" if "feature" in X.dims else X.dims[1]
-    obs_dim = next(d for d in X.dims if d != feature_dim)
-    X = X.transpose(obs_dim, feature_dim)
+    from bgmm.data import _dataarray_rows
+
+    X = _dataarray_rows(X)
+    feature_dim = X.dims[1]
     names = (
         tuple(str(v) for v in X[feature_dim].values)
         if feature_dim in X.coords
@@ -493,6 +490,29 @@ def lazy_standardization(values, magnitudes: np.ndarray):
     return total.mean * unit, np.sqrt(total.m2 / total.n) * unit
 
 
+def sample_index(n_samples: int, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Row numbers of a seeded random subset of ``n`` rows, increasing; None for all rows.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows to draw from.
+    n : int
+        How many; when it reaches ``n_samples`` every row is kept and ``rng`` is not drawn
+        from.
+    rng : numpy Generator
+        The source of the draw.
+
+    Returns
+    -------
+    ndarray of shape (n,) or None
+        Drawn without replacement, in order; None when every row is kept.
+    """
+    if n >= n_samples:
+        return None
+    return np.sort(rng.choice(n_samples, size=n, replace=False))
+
+
 def sample_rows(values, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random subset of ``n`` rows, in their order, read into memory.
 
@@ -512,12 +532,9 @@ def sample_rows(values, n: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     subset : ndarray of shape (n, n_features)
         Those rows.
     """
-    n_samples = values.shape[0]
-    if n >= n_samples:
-        rows = np.arange(n_samples)
-    else:
-        rows = np.sort(rng.choice(n_samples, size=n, replace=False))
-    subset = values[rows]
+    index = sample_index(values.shape[0], n, rng)
+    rows = np.arange(values.shape[0]) if index is None else index
+    subset = values if index is None else values[index]
     if not isinstance(subset, np.ndarray):
         subset = subset.compute()
     return rows, np.asarray(subset, dtype=np.float64)

@@ -272,7 +272,8 @@ class GMMData:  # numpydoc ignore=PR01
         )
 
 
-def _nonfinite_text(kinds, n_rows: int, rows, columns, what: str) -> str:
+def _nonfinite_text(has_nan, has_inf, n_rows: int, rows, columns, what: str) -> str:
+    kinds = [kind for kind, present in (("NaN", has_nan), ("inf", has_inf)) if present]
     shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if n_rows > 10 else "")
     return (
         f"{what} contains {' and '.join(kinds)} in {n_rows} row(s) (rows {shown}) "
@@ -285,12 +286,19 @@ def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what:
     bad = ~np.isfinite(values)
     rows = np.flatnonzero(bad.any(axis=1))
     cols = [feature_names[j] for j in np.flatnonzero(bad.any(axis=0))]
-    kinds = [
-        k
-        for k, present in (("NaN", np.isnan(values).any()), ("inf", np.isinf(values).any()))
-        if present
-    ]
-    return _nonfinite_text(kinds, rows.size, rows.tolist(), cols, what)
+    has_nan, has_inf = np.isnan(values).any(), np.isinf(values).any()
+    return _nonfinite_text(has_nan, has_inf, rows.size, rows.tolist(), cols, what)
+
+
+def _standardization(center, scale, names: tuple[str, ...]) -> Standardization:
+    """The feature means and standard deviations, refusing constant features."""
+    constant = [names[j] for j in np.flatnonzero(scale == 0)]
+    if constant:
+        raise ValueError(
+            f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
+            f"drop them or use standardize=False."
+        )
+    return Standardization(readonly(center), readonly(scale))
 
 
 def _given_names(feature_names, n_features: int, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -374,15 +382,36 @@ def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
     return values, names, RowLabels(len(df))
 
 
-def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
+def _dataarray_rows(da: xr.DataArray) -> xr.DataArray:
+    """A 2-D DataArray as ``(samples, features)``: its ``"feature"`` dim, or else the second.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        The observations, in either order when the feature dim is named ``"feature"``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Transposed to ``(obs_dim, feature_dim)``.
+
+    Raises
+    ------
+    ValueError
+        The DataArray is not 2-D.
+    """
     if da.ndim != 2:
         raise ValueError(
             f"a DataArray must be 2-D (samples x features), got dims {da.dims}; "
             f"select or stack dimensions first."
         )
     feature_dim = "feature" if "feature" in da.dims else da.dims[1]
-    obs_dim = next(d for d in da.dims if d != feature_dim)
-    da = da.transpose(obs_dim, feature_dim)
+    return da.transpose(next(d for d in da.dims if d != feature_dim), feature_dim)
+
+
+def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
+    da = _dataarray_rows(da)
+    obs_dim, feature_dim = da.dims
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.complexfloating):
         raise TypeError(f"the DataArray holds {da.dtype} values; it must hold real numbers.")
 
@@ -531,13 +560,7 @@ def as_data(
         center = unit.mean(axis=0) * magnitude
         scale = unit.std(axis=0) * magnitude
         del unit
-        constant = [names[j] for j in np.flatnonzero(scale == 0)]
-        if constant:
-            raise ValueError(
-                f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
-                f"drop them or use standardize=False."
-            )
-        standardization = Standardization(readonly(center), readonly(scale))
+        standardization = _standardization(center, scale, names)
         values -= standardization.center  # in place: the same as transform(values)
         values /= standardization.scale
     values.setflags(write=False)
@@ -632,26 +655,22 @@ def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
     names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
     if summary.n_bad_rows:
-        kinds = [
-            k for k, present in (("NaN", summary.has_nan), ("inf", summary.has_inf)) if present
-        ]
         columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
         raise ValueError(
             _nonfinite_text(
-                kinds, summary.n_bad_rows, summary.bad_rows, columns, f"data from {src}"
+                summary.has_nan,
+                summary.has_inf,
+                summary.n_bad_rows,
+                summary.bad_rows,
+                columns,
+                f"data from {src}",
             )
         )
     maxima, minima = summary.maxima, summary.minima
     standardization = None
     if standardize:
         center, scale = lazy_standardization(values, np.maximum(maxima, -minima))
-        constant = [names[j] for j in np.flatnonzero(scale == 0)]
-        if constant:
-            raise ValueError(
-                f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
-                f"drop them or use standardize=False."
-            )
-        standardization = Standardization(readonly(center), readonly(scale))
+        standardization = _standardization(center, scale, names)
         values = (values - center) / scale
         maxima, minima = (maxima - center) / scale, (minima - center) / scale
     magnitudes = readonly(np.maximum(maxima, -minima))

@@ -212,11 +212,11 @@ def start_rows(values, weights, rng: np.random.Generator):
     """
     import dask
 
-    n_samples = values.shape[0]
-    if n_samples <= START_ROWS:
+    from bgmm._dask import sample_index
+
+    index = sample_index(values.shape[0], START_ROWS, rng)
+    if index is None:
         index = slice(None)
-    else:
-        index = np.sort(rng.choice(n_samples, size=START_ROWS, replace=False))
     rows, w = dask.compute(values[index], None if weights is None else weights[index])
     return np.ascontiguousarray(rows, dtype=np.float64), w
 
