@@ -274,27 +274,25 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _weighted_log_likelihood(self, X, sample_weight) -> tuple[float, float]:
         r""":math:`\sum_n w_n \ln p(x_n)` and :math:`\sum_n w_n`: a reduction for lazy data."""
         log_p = self.score_samples(X)
-        if isinstance(log_p, np.ndarray):
-            w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
-            if w.shape != log_p.shape:
-                raise ValueError(
-                    f"sample_weight must have shape (n_samples,) = {log_p.shape}, got "
-                    f"{w.shape}; pass one weight per row of X."
-                )
-            return float(w @ log_p), float(w.sum())
-        import dask
-        import dask.array as da
+        lazy = not isinstance(log_p, np.ndarray)
+        if lazy:
+            import dask
+            import dask.array as da
 
-        if sample_weight is None:
-            return float(log_p.sum().compute()), float(log_p.shape[0])
-        w = da.asarray(sample_weight, chunks=(log_p.chunks[0],)).astype(np.float64)
+            if sample_weight is None:
+                return float(log_p.sum().compute()), float(log_p.shape[0])
+            w = da.asarray(sample_weight, chunks=(log_p.chunks[0],)).astype(np.float64)
+        else:
+            w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
         if w.shape != log_p.shape:
             raise ValueError(
                 f"sample_weight must have shape (n_samples,) = {log_p.shape}, got {w.shape}; "
                 f"pass one weight per row of X."
             )
-        total, n = dask.compute((w * log_p).sum(), w.sum())
-        return float(total), float(n)
+        if lazy:
+            total, n = dask.compute((w * log_p).sum(), w.sum())
+            return float(total), float(n)
+        return float(w @ log_p), float(w.sum())
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted mixture (seeded by ``random_state``).
