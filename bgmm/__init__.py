@@ -10,6 +10,9 @@ from bgmm.datasets import load_old_faithful, load_worked_example, simulate
 from bgmm.em import EMResult, GaussianMixtureEM, evaluate, fit_em
 from bgmm.exceptions import (
     ConvergenceWarning,
+    InputError,
+    InputTypeError,
+    InputValueError,
     LikelihoodDecreaseError,
     SingularCovarianceError,
     SingularCovarianceWarning,
@@ -37,6 +40,9 @@ __all__ = [
     "fit_em",
     # warnings and errors
     "ConvergenceWarning",
+    "InputError",
+    "InputTypeError",
+    "InputValueError",
     "LikelihoodDecreaseError",
     "SingularCovarianceError",
     "SingularCovarianceWarning",

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bgmm.exceptions import InputTypeError, InputValueError
+
 __all__ = [
     "LazySummary",
     "import_dask",
@@ -214,12 +216,12 @@ class LazyValues(NamedTuple):
 def _check_array_dtype(dtype, source: str) -> None:
     dtype = np.dtype(dtype)
     if dtype.kind == "c":
-        raise ValueError(
+        raise InputValueError(
             f"X from {source} holds complex numbers (dtype {dtype}): Complex data not "
             f"supported; pass real values."
         )
     if dtype.kind not in "iuf":
-        raise TypeError(
+        raise InputTypeError(
             f"X from {source} must hold real numbers, got dtype {dtype}; convert the data to "
             f"floats first."
         )
@@ -232,7 +234,7 @@ def _frame_names(columns, wanted, source: str) -> list[str]:
     wanted = [wanted] if isinstance(wanted, str) else [str(c) for c in wanted]
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise ValueError(
+        raise InputValueError(
             f"column(s) {missing} not found in {source}; available columns: {names}. Pass "
             f"existing names with columns=[...]."
         )
@@ -251,7 +253,7 @@ def _from_dask_frame(ddf, columns, source: str) -> LazyValues:
         if meta[c].dtype.kind not in "iuf" or str(meta[c].dtype) in ("bool", "boolean")
     ]
     if non_numeric:
-        raise TypeError(
+        raise InputTypeError(
             f"non-numeric column(s) {non_numeric} in {source} (dtypes "
             f"{[str(meta[c].dtype) for c in non_numeric]}); choose numeric columns by name "
             f"with columns=[...] or convert them to numbers."
@@ -272,7 +274,7 @@ def _from_dask_array(X, names, columns, source: str) -> LazyValues:
         hint = (
             " Reshape it with X.reshape(-1, 1) if it has a single feature." if X.ndim == 1 else ""
         )
-        raise ValueError(
+        raise InputValueError(
             f"X from {source} must be 2-D (n_samples, n_features), got {X.ndim}-D shape "
             f"{X.shape}.{hint}"
         )
@@ -307,7 +309,7 @@ def _zarr_array(path: Path):
         return two_d["x"]
     if len(two_d) == 1:
         return next(iter(two_d.values()))
-    raise ValueError(
+    raise InputValueError(
         f"zarr group '{path}' holds {len(two_d)} 2-D arrays ({sorted(two_d)}); name the one "
         f"to fit 'x', or pass the array's own path ('{path}/NAME')."
     )
@@ -321,7 +323,7 @@ def _from_zarr(path: Path, columns) -> LazyValues:
     except (FileNotFoundError, KeyError, ValueError) as exc:
         if isinstance(exc, ValueError) and "2-D arrays" in str(exc):
             raise
-        raise ValueError(f"'{path}' is not a readable zarr store ({exc}).") from None
+        raise InputValueError(f"'{path}' is not a readable zarr store ({exc}).") from None
     names = array.attrs.get("feature_names")
     names = None if names is None else tuple(str(n) for n in names)
     if names is not None and len(names) != array.shape[-1]:
@@ -332,10 +334,10 @@ def _from_zarr(path: Path, columns) -> LazyValues:
 def _csv_or_parquet_files(text: str) -> tuple[list[str], str]:
     matches = sorted(glob.glob(text))
     if not matches:
-        raise ValueError(f"no file matches '{text}'; check the pattern and the folder.")
+        raise InputValueError(f"no file matches '{text}'; check the pattern and the folder.")
     kinds = {("parquet" if Path(m).suffix in (".parquet", ".pq") else "csv") for m in matches}
     if len(kinds) > 1:
-        raise ValueError(
+        raise InputValueError(
             f"'{text}' matches both Parquet and CSV files; use a pattern that matches one kind."
         )
     return matches, kinds.pop()
@@ -367,7 +369,7 @@ def read_lazy(X: Any, columns=None, source: str | None = None) -> LazyValues:
     try:
         return _read_lazy(X, columns, source)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(
+        raise InputValueError(
             f"data from {source or X} could not be parsed as CSV ({exc}); check the "
             f"delimiter, the header row and that every row has the same number of fields."
         ) from None
@@ -404,13 +406,13 @@ def _read_lazy(X: Any, columns=None, source: str | None = None) -> LazyValues:
         return _from_dask_frame(frame, columns, source or text)
     path = Path(text)
     if not path.exists():
-        raise ValueError(f"data file '{path}' does not exist; check the path.")
+        raise InputValueError(f"data file '{path}' does not exist; check the path.")
     if _is_zarr(path):
         return _from_zarr(path, columns)
     if _is_parquet(path):
         return _from_dask_frame(dd.read_parquet(str(path)), columns, source or str(path))
     if path.is_dir():
-        raise ValueError(
+        raise InputValueError(
             f"data file '{path}' is a directory without zarr or Parquet files; pass a CSV "
             f"file, a zarr store, a Parquet folder or a glob such as '{path}/*.csv'."
         )

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from bgmm.exceptions import InputTypeError, InputValueError
+
 __all__ = ["check_number"]
 
 
@@ -53,7 +55,7 @@ def check_number(
         value, bool | np.bool_
     )
     if not ok_type:
-        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
+        raise InputTypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
     too_low = value < low or (value == low and not low_inclusive)
     too_high = high is not None and value > high
     if not np.isfinite(value) or too_low or too_high:
@@ -61,5 +63,5 @@ def check_number(
         bound = f">= {low}" if low_inclusive else f"> {low}"
         if high is not None:
             bound += f" and <= {high}"
-        raise ValueError(f"{name} must be {what} {bound}, got {value!r}.")
+        raise InputValueError(f"{name} must be {what} {bound}, got {value!r}.")
     return int(value) if integer else value

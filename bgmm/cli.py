@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from numba.core.errors import NumbaPerformanceWarning
 
+from bgmm.exceptions import InputError, InputValueError
+
 EXIT_USAGE = 2
 
 
@@ -28,14 +30,12 @@ def _fmt_vector(v: np.ndarray, fmt: str = "{:.4g}") -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print the worked example's first EM iteration the way the document does."""
-    from bgmm.datasets import load_worked_example
-    from bgmm.em import fit_em, log_component_densities
-    from bgmm.exceptions import SingularCovarianceWarning
+    from bgmm.em.explain import first_iteration
 
-    ex = load_worked_example()
+    it = first_iteration()
+    ex, res = it.example, it.result
     X, names = np.asarray(ex.data.values), ex.data.obs_names
     (f1, f2), comps, init = ex.data.feature_names, ex.component_names, ex.initial
-    d = ex.data.n_features
     out = []
     out.append("Worked example: one EM iteration by hand (six people, two clusters)")
     out.append("")
@@ -48,51 +48,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
             f"  {c:<6} mu = {_fmt_vector(init.means[k])}  "
             f"Sigma = {_fmt_matrix(init.covariances[k])}  pi = {init.weights[k]:g}"
         )
-    log_phi = log_component_densities(init, ex.data)
-    log_det = np.linalg.slogdet(init.covariances)[1]
-    norm = np.exp(0.5 * (d * np.log(2 * np.pi) + log_det))
-    mahalanobis = -2.0 * log_phi - d * np.log(2 * np.pi) - log_det[None, :]
     out.append("")
     out.append("Gaussian densities N(x | mu_k, Sigma_k):")
+    norm = it.normaliser
     out.append(
         f"  1 / ((2 pi)^(d/2) |Sigma|^(1/2)) = 1 / {norm[0]:.2f}   (exact 1 / {norm[0]:.6g})"
     )
     for k, c in enumerate(comps):
-        # The document's hand arithmetic: exp(.) rounded to the digits it shows, times 1/62.83.
-        e = float(np.exp(-0.5 * mahalanobis[0, k]))
-        e_shown = float(f"{e:.4g}" if e > 1e-4 else f"{e:.2g}")
+        m = it.mahalanobis[0, k]
         out.append(
-            f"  {names[0]} to {c:<6} Mahalanobis = {mahalanobis[0, k]:.6g}   "
-            f"N({names[0]}|{c}) = 1/{norm[0]:.2f} exp({-0.5 * mahalanobis[0, k]:.6g}) "
-            f"= 1/{norm[0]:.2f} x {e_shown:.4g} = {e_shown / round(norm[0], 2):.3g}   "
-            f"(exact {np.exp(log_phi[0, k]):.6g})"
+            f"  {names[0]} to {c:<6} Mahalanobis = {m:.6g}   "
+            f"N({names[0]}|{c}) = 1/{norm[k]:.2f} exp({-0.5 * m:.6g}) "
+            f"= 1/{norm[k]:.2f} x {it.hand_exponentials[k]:.4g} = {it.hand_densities[k]:.3g}   "
+            f"(exact {it.densities[0, k]:.6g})"
         )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SingularCovarianceWarning)
-        res = fit_em(
-            ex.data,
-            2,
-            max_iter=1,
-            tol=0.0,
-            reg_covar=0.0,
-            weights_init=init.weights,
-            means_init=init.means,
-            covariances_init=init.covariances,
-        )
-    resp = np.exp(log_phi + np.log(init.weights)[None, :])
-    resp /= resp.sum(axis=1, keepdims=True)
     out.append("")
     out.append("E step: responsibilities r_ic = pi_c N(x_i|c) / sum_j pi_j N(x_i|j):")
     out.append(f"  Person  {f1:>6}  {f2:>6}  " + "  ".join(f"{c:>12}" for c in comps))
-    for n, x, r in zip(names, X, resp, strict=True):
+    for n, x, r in zip(names, X, it.resp, strict=True):
         cells = "  ".join(f"{v:>12.10g}" for v in r)
         out.append(f"  {n:<6}  {x[0]:>6g}  {x[1]:>6g}  {cells}")
-    nk = resp.sum(axis=0)
     out.append("")
     out.append("M step:")
     out.append(
         "  1. m_c = sum_i r_ic:         "
-        + ", ".join(f"{c} {m:.4g} ({m:.10g})" for c, m in zip(comps, nk, strict=True))
+        + ", ".join(f"{c} {m:.4g} ({m:.10g})" for c, m in zip(comps, it.nk, strict=True))
     )
     out.append(
         "  2. pi_c = m_c / m:           "
@@ -107,7 +87,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out.append("  4. Sigma_c = sum_i r_ic (x_i - mu_c)(x_i - mu_c)^T / m_c:")
     for c, s in zip(comps, res.covariances, strict=True):
         out.append(f"     {c:<6} {_fmt_matrix(s, '{:.2f}')}   (exact {_fmt_matrix(s, '{:.9g}')})")
-    if caught:
+    if it.singular:
         out.append("")
         out.append(
             "Note: both new covariances are singular (each cluster lies on a line), so a "
@@ -169,25 +149,8 @@ def _print_iteration(step) -> None:
     )
 
 
-def _run_fit(
-    data, k, method, seed, output, progress, title, settings, backend, covariance_type="full"
-) -> int:
-    from bgmm.compare import compare
-    from bgmm.em import fit_em, standard_errors
-    from bgmm.report import write_report
-
-    # Lazy data: a line per iteration (each is a pass over the blocks); in memory, a bar.
-    show_bar = progress and not data.lazy
-    with _restart_progress(show_bar, f"EM restarts (K={k})", 5) as callback:
-        em = fit_em(
-            data,
-            k,
-            n_init=5,
-            covariance_type=covariance_type,
-            random_state=seed,
-            callback=callback,
-            progress=_print_iteration if progress and data.lazy else None,
-        )
+def _print_em(em) -> None:
+    k = em.weights.shape[0]
     family = "" if em.covariance_type == "VVV" else f" {em.covariance_type}"
     print(
         f"EM{family}, K={k}: converged {em.converged} after {em.n_iter} iterations, "
@@ -199,34 +162,39 @@ def _run_fit(
             f"mean {_fmt_vector(em.means[j], '{:.4f}')}  "
             f"covariance {_fmt_matrix(em.covariances[j], '{:.4f}')}"
         )
-    se = standard_errors(em.params, data, em.covariance_type)  # once, for compare and report
-    posterior = comparison = None
-    if method in ("mcmc", "both"):
-        from bgmm.bayes import sample_posterior
 
-        posterior = sample_posterior(
+
+def _print_stage(name: str, result) -> None:
+    if name == "em":
+        _print_em(result)
+    elif name == "comparison":
+        _print_comparison(result)
+
+
+def _run_fit(
+    data, k, method, seed, output, progress, title, settings, backend, covariance_type="full"
+) -> int:
+    from bgmm.workflow import analyse
+
+    n_init = 5
+    # Lazy data: a line per iteration (each is a pass over the blocks); in memory, a bar.
+    show_bar = progress and not data.lazy
+    with _restart_progress(show_bar, f"EM restarts (K={k})", n_init) as callback:
+        analysis = analyse(
             data,
             k,
-            em=em,
-            draws=1000,
-            tune=1000,
-            chains=2,
+            method=method,
+            covariance_type=covariance_type,
+            n_init=n_init,
             backend=backend,
-            random_seed=seed,
+            random_state=seed,
             progressbar=progress,
+            restart_callback=callback,
+            iteration_progress=_print_iteration if progress and data.lazy else None,
+            on_stage=_print_stage,
+            settings=settings,
         )
-        comparison = compare(em, posterior, standard_error=se)
-        _print_comparison(comparison)
-    report = write_report(
-        output,
-        data,
-        em,
-        posterior=posterior,
-        comparison=comparison,
-        settings=settings,
-        title=title,
-        standard_error=se,
-    )
+    report = analysis.write_report(output, title=title)
     print(f"report written to {report}; fit saved to {report.parent / 'fit.nc'}")
     return 0
 
@@ -281,7 +249,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         data, columns = _read_data(args)
         method = args.method or ("em" if data.lazy else "both")
         if data.lazy and method != "em":
-            raise ValueError(
+            raise InputValueError(
                 f"--method {method} needs the rows in memory for MCMC, but {args.data} is "
                 f"read lazily ({data.n_samples} rows, block by block); use --method em for "
                 f"lazy data (zarr, Parquet, CSV globs, --scheduler)."
@@ -297,10 +265,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "backend": args.backend,
             "scheduler": args.scheduler,
         }
-        if method in ("mcmc", "both"):
-            from bgmm.bayes import bayes_family
-
-            bayes_family(args.covariance_type, data.n_features)  # refused before EM runs
         return _run_fit(
             data,
             args.k,
@@ -322,7 +286,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     fit = load_fit(args.saved_fit)
     if fit.data is None:
-        raise ValueError(
+        raise InputValueError(
             f"{args.saved_fit} holds a fit of lazy data ({fit.data_source}) without its "
             f"rows; its report was written by 'bgmm fit' beside it."
         )
@@ -362,7 +326,7 @@ def cmd_select_k(args: argparse.Namespace) -> int:
     with _scheduler(args.scheduler):
         data, _ = _read_data(args)
         if data.lazy and not args.no_loo:
-            raise ValueError(
+            raise InputValueError(
                 f"LOO samples the posterior, which needs the rows in memory, but {args.data} "
                 f"is read lazily ({data.n_samples} rows); add --no-loo for the EM criteria "
                 f"(BIC, AIC, ICL) of lazy data."
@@ -527,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
         try:
             return args.func(args)
-        except (ValueError, TypeError) as exc:
+        except InputError as exc:  # bgmm's own input errors; anything else is a bug
             print(f"bgmm {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except OSError as exc:

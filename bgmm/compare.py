@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bgmm.bayes.sampling import CONTRACT_VARIABLES
+from bgmm.contract import CONTRACT_VARIABLES
 from bgmm.covariance import get_family
 from bgmm.data import as_data
 from bgmm.em import EMResult, GaussianMixtureEM, evaluate, standard_errors
+from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = ["Comparison", "compare", "em_dataset"]
 
@@ -49,7 +50,7 @@ def _em_result(em: Any) -> EMResult:
         return em
     if isinstance(em, GaussianMixtureEM) and hasattr(em, "result_"):
         return em.result_
-    raise TypeError(
+    raise InputTypeError(
         f"em must be an EMResult or a fitted GaussianMixtureEM, got {type(em).__name__}."
     )
 
@@ -176,18 +177,18 @@ def compare(
         agreement; ``to_dataframe()`` gives one row per scalar parameter.
     """
     if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
+        raise InputValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
     result = _em_result(em)
     for group in ("posterior", "observed_data"):
         if group not in posterior.children:
-            raise ValueError(
+            raise InputValueError(
                 f"posterior has no '{group}' group; pass the DataTree returned by "
                 f"bgmm.bayes.sample_posterior."
             )
     data = as_data(posterior["observed_data"]["x"])
     sampled = json.loads(posterior.attrs.get("bgmm_settings", "{}")).get("covariance_type")
     if sampled is not None and not get_family(sampled).same_model(result.family, data.n_features):
-        raise ValueError(
+        raise InputValueError(
             f"the posterior was sampled with covariance_type={sampled!r} but the EM fit has "
             f"{result.family.name!r}; compare fits of the same covariance family."
         )
@@ -199,7 +200,7 @@ def compare(
     em_ds = em_dataset(result, data.feature_names, se)
     post = posterior["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
     if post.sizes["component"] != result.weights.shape[0]:
-        raise ValueError(
+        raise InputValueError(
             f"the posterior has {post.sizes['component']} components but the EM fit has "
             f"{result.weights.shape[0]}."
         )

@@ -23,6 +23,7 @@ import xarray as xr
 
 from bgmm._arrays import aligned_copy, all_finite, readonly
 from bgmm._validation import check_number
+from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = [
     "GMMData",
@@ -243,7 +244,7 @@ class GMMData:  # numpydoc ignore=PR01
             The data are lazy (use ``sample_rows`` or ``to_dataarray``).
         """
         if self.lazy:
-            raise ValueError(
+            raise InputValueError(
                 f"the data from {self.source} are lazy ({self.n_samples} rows, read block by "
                 f"block); a DataFrame would load them all. Use data.sample_rows(n) for a "
                 f"subset in memory, or data.to_dataarray() for a Dask-backed DataArray."
@@ -294,7 +295,7 @@ def _standardization(center, scale, names: tuple[str, ...]) -> Standardization:
     """The feature means and standard deviations, refusing constant features."""
     constant = [names[j] for j in np.flatnonzero(scale == 0)]
     if constant:
-        raise ValueError(
+        raise InputValueError(
             f"cannot standardise constant feature(s) {constant} (standard deviation 0); "
             f"drop them or use standardize=False."
         )
@@ -307,7 +308,7 @@ def _given_names(feature_names, n_features: int, names: tuple[str, ...]) -> tupl
         return names
     feature_names = [str(f) for f in feature_names]
     if len(feature_names) != n_features:
-        raise ValueError(
+        raise InputValueError(
             f"feature_names has {len(feature_names)} names but X has {n_features} "
             f"features; pass one name per column."
         )
@@ -317,7 +318,7 @@ def _given_names(feature_names, n_features: int, names: tuple[str, ...]) -> tupl
 def _check_not_empty(shape: tuple[int, ...], source: str) -> None:
     for axis, what in ((0, "sample"), (1, "feature")):
         if shape[axis] == 0:
-            raise ValueError(
+            raise InputValueError(
                 f"X from {source} is empty: 0 {what}(s) (shape=({shape[0]}, {shape[1]})) "
                 f"while a minimum of 1 is required; check that the data were read correctly."
             )
@@ -328,7 +329,7 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
         columns = [columns] if isinstance(columns, str) else list(columns)
         missing = [c for c in columns if c not in df.columns]
         if missing:
-            raise ValueError(
+            raise InputValueError(
                 f"column(s) {missing} not found in {source}; available columns: "
                 f"{[str(c) for c in df.columns]}. Pass existing names with columns=[...]."
             )
@@ -344,7 +345,7 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
         examples = {
             c: df[c].dropna().iloc[0] if df[c].notna().any() else None for c in non_numeric
         }
-        raise TypeError(
+        raise InputTypeError(
             f"non-numeric column(s) {non_numeric} in {source} (first values: {examples}); "
             f"choose numeric columns by name with columns=[...] or convert them to numbers."
         )
@@ -357,24 +358,24 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
 
 def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
     if not path.exists():
-        raise ValueError(f"data file '{path}' does not exist; check the path.")
+        raise InputValueError(f"data file '{path}' does not exist; check the path.")
     if path.is_dir():
-        raise ValueError(f"data file '{path}' is a directory; pass the path of a CSV file.")
+        raise InputValueError(f"data file '{path}' is a directory; pass the path of a CSV file.")
     try:
         with open(path, "rb") as fh:
             head = fh.read(8192)
     except OSError as exc:
-        raise ValueError(f"data file '{path}' cannot be read ({exc.strerror}).") from None
+        raise InputValueError(f"data file '{path}' cannot be read ({exc.strerror}).") from None
     if not head.strip():
-        raise ValueError(f"data file '{path}' is empty; it needs a header row and data rows.")
+        raise InputValueError(f"data file '{path}' is empty; it needs a header row and data rows.")
     if b"\x00" in head:
-        raise ValueError(
+        raise InputValueError(
             f"data file '{path}' is binary, not a text CSV file; export the data as CSV."
         )
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(
+        raise InputValueError(
             f"data file '{path}' could not be parsed as CSV ({exc}); "
             f"check the delimiter and that every row has the same number of fields."
         ) from None
@@ -401,7 +402,7 @@ def _dataarray_rows(da: xr.DataArray) -> xr.DataArray:
         The DataArray is not 2-D.
     """
     if da.ndim != 2:
-        raise ValueError(
+        raise InputValueError(
             f"a DataArray must be 2-D (samples x features), got dims {da.dims}; "
             f"select or stack dimensions first."
         )
@@ -413,7 +414,7 @@ def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
     da = _dataarray_rows(da)
     obs_dim, feature_dim = da.dims
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.complexfloating):
-        raise TypeError(f"the DataArray holds {da.dtype} values; it must hold real numbers.")
+        raise InputTypeError(f"the DataArray holds {da.dtype} values; it must hold real numbers.")
 
     def labels(dim):
         if dim in da.coords:
@@ -425,16 +426,18 @@ def _from_dataarray(da: xr.DataArray) -> tuple[np.ndarray, tuple, tuple]:
 
 def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
     if scipy.sparse.issparse(X):
-        raise TypeError(
+        raise InputTypeError(
             f"X is a sparse {type(X).__name__}: Sparse data was passed, but dense data is "
             f"required; convert it with X.toarray()."
         )
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged lists
-        raise ValueError(f"X could not be read as an array ({exc}); pass a 2-D array.") from None
+        raise InputValueError(
+            f"X could not be read as an array ({exc}); pass a 2-D array."
+        ) from None
     if arr.dtype.kind == "c":
-        raise ValueError(
+        raise InputValueError(
             f"X holds complex numbers (dtype {arr.dtype}): Complex data not supported; "
             f"pass real values (e.g. X.real or np.abs(X))."
         )
@@ -442,23 +445,23 @@ def _from_array(X: Any) -> tuple[np.ndarray, tuple, tuple]:
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise TypeError(
+            raise InputTypeError(
                 f"X must hold real numbers, but an object array could not be converted "
                 f"({exc}); convert the data to floats first."
             ) from None
     if arr.dtype.kind in "USVb":
-        raise TypeError(
+        raise InputTypeError(
             f"X must hold real numbers, got dtype {arr.dtype}"
             + (f" (e.g. {arr.flat[0]!r})" if arr.size else "")
             + "; convert the data to floats first."
         )
     if arr.ndim == 1:
-        raise ValueError(
+        raise InputValueError(
             f"X must be 2-D (n_samples, n_features), got a 1-D array of shape {arr.shape}. "
             f"Reshape your data with X.reshape(-1, 1) if it has a single feature."
         )
     if arr.ndim != 2:
-        raise ValueError(
+        raise InputValueError(
             f"X must be 2-D (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}."
         )
     names = tuple(f"x{j}" for j in range(arr.shape[1]))
@@ -546,7 +549,7 @@ def as_data(
     names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
     if not all_finite(values):
-        raise ValueError(_nonfinite_message(values, names, f"data from {src}"))
+        raise InputValueError(_nonfinite_message(values, names, f"data from {src}"))
     # The one copy of the data (never a view of the caller's array), 64-byte aligned so
     # that the EM engine's JAX device reads it in place.
     values = aligned_copy(values)
@@ -583,7 +586,7 @@ def require_in_memory(data: GMMData, what: str) -> None:
         The data are lazy; the message suggests a subsample in memory.
     """
     if data.lazy:
-        raise ValueError(
+        raise InputValueError(
             f"{what} needs the rows in memory, but the data from {data.source} are lazy "
             f"({data.n_samples} rows, read block by block). Use a random subset: "
             f"data.sample_rows(n, random_state=...) (a few thousand rows), or load them with "
@@ -615,7 +618,7 @@ def check_n_components(data: GMMData, n_components: Any) -> int:
     """
     n_components = check_number("n_components", n_components, low=1, integer=True)
     if n_components > data.n_samples:
-        raise ValueError(
+        raise InputValueError(
             f"n_components={n_components} is more than the {data.n_samples} samples in the "
             f"data; use at most {data.n_samples} components or provide more samples."
         )
@@ -640,7 +643,7 @@ def check_features(data: GMMData, n_features: int, owner: str = "the mixture") -
         The numbers differ; the message names both.
     """
     if data.n_features != n_features:
-        raise ValueError(
+        raise InputValueError(
             f"X has {data.n_features} features, but {owner} is expecting {n_features} "
             f"features as input; pass data with the features used in the fit."
         )
@@ -656,7 +659,7 @@ def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
     _check_not_empty(values.shape, src)
     if summary.n_bad_rows:
         columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
-        raise ValueError(
+        raise InputValueError(
             _nonfinite_text(
                 summary.has_nan,
                 summary.has_inf,

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 __all__ = [
+    "InputError",
+    "InputTypeError",
+    "InputValueError",
     "ConvergenceWarning",
     "LikelihoodDecreaseError",
     "SingularCovarianceError",
     "SingularCovarianceWarning",
 ]
+
+
+class InputError(Exception):
+    """The input cannot be used as given: data, a setting, a file. The message says how to fix it.
+
+    Every error bgmm raises about what the user passed derives from this class and from
+    ``ValueError`` or ``TypeError`` (:class:`InputValueError`, :class:`InputTypeError`), so
+    ``except ValueError`` keeps working; the command line turns exactly these into exit
+    code 2 and one line on stderr, and lets anything else (a bug) show its traceback.
+    """
+
+
+class InputValueError(InputError, ValueError):
+    """A value that cannot be used: wrong shape, NaN or inf, out of range, a missing file."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A value of the wrong type: text where numbers belong, an object bgmm cannot read."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -18,7 +39,7 @@ class SingularCovarianceWarning(UserWarning):
     """A returned covariance is singular: its density and the log-likelihood are undefined."""
 
 
-class SingularCovarianceError(ValueError):
+class SingularCovarianceError(InputValueError):
     """A covariance became singular, so the next E step is undefined."""
 
 

@@ -27,9 +27,11 @@ import xarray as xr
 from bgmm._arrays import readonly
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
+from bgmm.contract import package_versions
 from bgmm.data import GMMData, Standardization, as_data
 from bgmm.em import EMResult
 from bgmm.em.solver import HISTORY_FIELDS
+from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
 __all__ = ["SavedFit", "load_fit", "save_fit", "save_zarr"]
@@ -143,11 +145,11 @@ def save_fit(
     pathlib.Path
         The path written.
     """
-    from bgmm.bayes.sampling import _versions
-
     path = Path(path)
     if not path.parent.is_dir():
-        raise ValueError(f"cannot save to '{path}': directory '{path.parent}' does not exist.")
+        raise InputValueError(
+            f"cannot save to '{path}': directory '{path.parent}' does not exist."
+        )
     data = data if isinstance(data, GMMData) else as_data(data)
     groups: dict[str, xr.Dataset] = {}
     if posterior is not None:
@@ -161,7 +163,7 @@ def save_fit(
     file_attrs = {
         "bgmm_format_version": FORMAT_VERSION,
         "bgmm_saved_settings": json.dumps(settings or {}),
-        "bgmm_saved_versions": json.dumps(_versions()),
+        "bgmm_saved_versions": json.dumps(package_versions()),
         "bgmm_has_posterior": int(posterior is not None),
         "bgmm_comparison_membership": json.dumps(
             comparison.membership if comparison is not None else None
@@ -193,16 +195,16 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"saved fit '{path}' does not exist; check the path.")
+        raise InputValueError(f"saved fit '{path}' does not exist; check the path.")
     try:
         with xr.open_datatree(path, engine=_ENGINE) as opened:
             tree = opened.load()
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise InputValueError(
             f"'{path}' could not be read as a saved bgmm fit (netCDF-4): {exc}"
         ) from None
     if "bgmm_format_version" not in tree.attrs or "bgmm_em" not in tree.children:
-        raise ValueError(f"'{path}' is a netCDF file but not a saved bgmm fit.")
+        raise InputValueError(f"'{path}' is a netCDF file but not a saved bgmm fit.")
     d = tree["bgmm_data"].to_dataset()
     standardization = None
     if "standardization_center" in d:
@@ -312,9 +314,11 @@ def save_zarr(data: Any, path: str | os.PathLike, *, chunk_rows: int | None = No
 
     path = Path(path)
     if not path.parent.is_dir():
-        raise ValueError(f"cannot save to '{path}': directory '{path.parent}' does not exist.")
+        raise InputValueError(
+            f"cannot save to '{path}': directory '{path.parent}' does not exist."
+        )
     if path.exists():
-        raise ValueError(
+        raise InputValueError(
             f"'{path}' exists; bgmm does not overwrite a store. Remove it or choose another path."
         )
     data = data if isinstance(data, GMMData) else as_data(data)

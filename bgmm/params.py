@@ -9,6 +9,8 @@ import numpy as np
 import xarray as xr
 
 from bgmm._arrays import readonly
+from bgmm.contract import DIMS
+from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = ["GMMParams"]
 
@@ -17,9 +19,9 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be an array of real numbers ({exc}).") from None
+        raise InputTypeError(f"{name} must be an array of real numbers ({exc}).") from None
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf: {value!r}; pass finite values.")
+        raise InputValueError(f"{name} contains NaN or inf: {value!r}; pass finite values.")
     return arr
 
 
@@ -91,23 +93,23 @@ class GMMParams:  # numpydoc ignore=PR01
         cov = _as_float_array(covariances, "covariances")
         k = n_components if n_components is not None else (w.shape[0] if w.ndim == 1 else None)
         if w.ndim != 1 or (k is not None and w.shape[0] != k):
-            raise ValueError(
+            raise InputValueError(
                 f"weights must have shape ({k},), got {w.shape}; pass one weight per component."
             )
         d = n_features if n_features is not None else (mu.shape[1] if mu.ndim == 2 else None)
         if mu.ndim != 2 or mu.shape != (k, d):
-            raise ValueError(
+            raise InputValueError(
                 f"means must have shape (n_components, n_features) = ({k}, {d}), got {mu.shape}."
             )
         if cov.shape != (k, d, d):
-            raise ValueError(
+            raise InputValueError(
                 f"covariances must have shape (n_components, n_features, n_features) = "
                 f"({k}, {d}, {d}), got {cov.shape}."
             )
         if (w < 0).any():
-            raise ValueError(f"weights must be non-negative, got {w.tolist()}.")
+            raise InputValueError(f"weights must be non-negative, got {w.tolist()}.")
         if not np.isclose(w.sum(), 1.0, rtol=0.0, atol=1e-8):
-            raise ValueError(
+            raise InputValueError(
                 f"weights must sum to 1, got sum {w.sum():.10g} for {w.tolist()}; "
                 f"divide them by their sum."
             )
@@ -115,11 +117,11 @@ class GMMParams:  # numpydoc ignore=PR01
             c = cov[j]
             scale = max(np.abs(c).max(), np.finfo(float).tiny)
             if not np.allclose(c, c.T, rtol=0.0, atol=1e-10 * scale):
-                raise ValueError(f"covariances[{j}] is not symmetric: {c.tolist()}.")
+                raise InputValueError(f"covariances[{j}] is not symmetric: {c.tolist()}.")
             try:
                 np.linalg.cholesky(c)
             except np.linalg.LinAlgError:
-                raise ValueError(
+                raise InputValueError(
                     f"covariances[{j}] is not positive definite (eigenvalues "
                     f"{np.linalg.eigvalsh(c).tolist()}); add a small multiple of the identity."
                 ) from None
@@ -150,12 +152,9 @@ class GMMParams:  # numpydoc ignore=PR01
         components = list(component_names) if component_names is not None else list(range(k))
         return xr.Dataset(
             {
-                "weights": (("component",), np.array(self.weights)),
-                "means": (("component", "feature"), np.array(self.means)),
-                "covariances": (
-                    ("component", "feature", "feature_bis"),
-                    np.array(self.covariances),
-                ),
+                "weights": (DIMS["weights"], np.array(self.weights)),
+                "means": (DIMS["means"], np.array(self.means)),
+                "covariances": (DIMS["covariances"], np.array(self.covariances)),
             },
             coords={"component": components, "feature": features, "feature_bis": features},
         )

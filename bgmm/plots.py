@@ -14,6 +14,7 @@ from scipy import stats
 
 from bgmm._files import atomic_write
 from bgmm.data import GMMData
+from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
 __all__ = [
@@ -77,7 +78,7 @@ def add_ellipses(ax, params: GMMParams, dims=(0, 1), n_std=(1.0, 2.0), **kwargs)
 
 def _check_two_features(data: GMMData, what: str) -> None:
     if data.n_features < 2:
-        raise ValueError(
+        raise InputValueError(
             f"{what} draws the first two features, but the data have {data.n_features}; "
             f"plot one feature with plot_posterior_with_em instead."
         )

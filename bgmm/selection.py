@@ -28,7 +28,7 @@ import pandas as pd
 from bgmm.covariance import FAMILIES, get_family
 from bgmm.data import GMMData, as_data, check_n_components
 from bgmm.em import EMResult, fit_em
-from bgmm.exceptions import ConvergenceWarning, SingularCovarianceError
+from bgmm.exceptions import ConvergenceWarning, InputValueError, SingularCovarianceError
 
 __all__ = ["bic_table", "n_parameters", "select_k", "select_model"]
 
@@ -123,7 +123,7 @@ def select_k(
     data = data if isinstance(data, GMMData) else as_data(data)
     ks = sorted({check_n_components(data, k) for k in k_range})
     if not ks:
-        raise ValueError("k_range is empty; give at least one number of components.")
+        raise InputValueError("k_range is empty; give at least one number of components.")
     n = data.n_samples
     sampling = _Sampling(draws, tune, chains, backend, progressbar)
     rows, elpds = [], {}
@@ -207,7 +207,7 @@ def _families(families) -> list[str]:
         families = list(FAMILIES) if families == "all" else families.split(",")
     names = [get_family(f.strip()).name for f in families]
     if not names:
-        raise ValueError("families is empty; give 'all' or at least one family, e.g. 'VVV'.")
+        raise InputValueError("families is empty; give 'all' or at least one family, e.g. 'VVV'.")
     return list(dict.fromkeys(names))
 
 
@@ -292,7 +292,7 @@ def select_model(
     data = data if isinstance(data, GMMData) else as_data(data)
     ks = sorted({check_n_components(data, k) for k in k_range})
     if not ks:
-        raise ValueError("k_range is empty; give at least one number of components.")
+        raise InputValueError("k_range is empty; give at least one number of components.")
     if data.n_features == 1 and (isinstance(families, str) and families == "all"):
         names = ["E", "V"]
     else:
@@ -372,7 +372,7 @@ def bic_table(table: pd.DataFrame, criterion: str = "bic") -> pd.DataFrame:
     """
     criteria = ("bic", "icl", "aic", "log_likelihood", "elpd_loo", "looic")
     if criterion not in criteria or criterion not in table:
-        raise ValueError(
+        raise InputValueError(
             f"criterion must be one of the table's {[c for c in criteria if c in table]}, "
             f"got {criterion!r}."
         )

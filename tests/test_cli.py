@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bgmm.cli import main
+from bgmm.exceptions import InputValueError
 from bgmm.io import load_fit
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -186,6 +187,24 @@ def test_bad_input_exit_code_2_one_message_no_traceback(argv, message, bad_files
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0])  # one message, last
+
+
+def test_only_bgmms_input_errors_exit_2_a_bug_shows_its_traceback(csv, tmp_path, monkeypatch):
+    import bgmm.workflow
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug, not bad input")
+
+    argv = ["fit", str(csv), *EM_FIT, "--output", str(tmp_path), "--quiet"]
+    monkeypatch.setattr(bgmm.workflow, "fit_em", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(argv)
+
+    def refused(*args, **kwargs):
+        raise InputValueError("n_components=9 is more than ...")
+
+    monkeypatch.setattr(bgmm.workflow, "fit_em", refused)
+    assert main(argv) == 2
 
 
 def test_help_everywhere():

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -101,3 +104,17 @@ def test_load_errors(tmp_path):
         load_fit(other)
     with pytest.raises(ValueError, match=r"directory .* does not exist"):
         save_fit(tmp_path / "missing" / "fit.nc", data=load_old_faithful(), em=None)
+
+
+def test_saving_an_em_fit_imports_no_pymc(tmp_path):
+    """The name/dim contract and the version helper live in bgmm.contract, not the sampler."""
+    code = (
+        "import sys; from bgmm import fit_em, load_old_faithful; from bgmm.io import save_fit; "
+        "data = load_old_faithful(); "
+        f"save_fit(r'{tmp_path / 'fit.nc'}', data=data, em=fit_em(data, 2, random_state=0)); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pymc', 'nutpie')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert load_fit(tmp_path / "fit.nc").versions["pymc"]  # still recorded, from metadata

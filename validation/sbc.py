@@ -24,7 +24,7 @@ import pymc as pm
 from matplotlib.figure import Figure
 from scipy import stats
 
-from bgmm import GMMParams, as_data
+from bgmm import GMMParams, as_data, fit_em
 from bgmm.bayes import (
     Priors,
     SamplingWarning,
@@ -85,9 +85,11 @@ def main():
         data = as_data(xs[i], feature_names=["x0", "x1"], source=f"SBC data set {i}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SamplingWarning)
+            em_fit = fit_em(data, 2, n_init=5, random_state=args.seed + i)
             tree = sample_posterior(
                 data,
                 2,
+                em=em_fit,
                 priors=PRIORS,
                 draws=args.draws,
                 tune=args.tune,

@@ -7,6 +7,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from bgmm.data import GMMData, as_data, require_in_memory
+from bgmm.exceptions import InputValueError
 
 __all__ = ["draw_memberships", "membership"]
 
@@ -73,7 +74,7 @@ def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: i
         ``em_resp``: ``em_resp``, ``abs_difference`` and ``same_component``.
     """
     if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
+        raise InputValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
     data = data if isinstance(data, GMMData) else as_data(data)
     require_in_memory(data, "the posterior membership")
     post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior

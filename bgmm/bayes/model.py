@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 from bgmm.bayes.priors import Priors
 from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
+from bgmm.exceptions import InputTypeError, InputValueError
 from bgmm.params import GMMParams
 
 __all__ = ["BAYES_FAMILIES", "bayes_family", "build_model", "initial_values", "model_coords"]
@@ -135,7 +136,7 @@ def bayes_family(covariance_type, n_features: int) -> CovarianceFamily:
     """
     family = get_family(covariance_type, n_features)
     if family.name not in _FACTORS:
-        raise ValueError(
+        raise InputValueError(
             f"the Bayesian model has no covariance_type={family.name!r}; it has "
             f"{_supported_names()}. Fit {family.name} by EM (bgmm.fit_em), or sample one "
             f"of these."
@@ -190,7 +191,7 @@ def build_model(
     if priors is None:
         priors = Priors()
     if not isinstance(priors, Priors):
-        raise TypeError(f"priors must be a bgmm.bayes.Priors, got {type(priors).__name__}.")
+        raise InputTypeError(f"priors must be a bgmm.bayes.Priors, got {type(priors).__name__}.")
     p = priors.resolve(data, k)
     with pm.Model(coords=model_coords(data, k)) as model:
         weights = pm.Dirichlet("weights", a=np.asarray(p.weights_concentration), dims="component")
@@ -269,7 +270,7 @@ def initial_values(model: pm.Model, params: GMMParams) -> dict[str, np.ndarray]:
             values[_chol_name(j)] = packed[j]
     missing = set(values) - {v.name for v in model.free_RVs}
     if missing:
-        raise ValueError(
+        raise InputValueError(
             f"the model has no variables {sorted(missing)}: was it built by "
             f"bgmm.bayes.build_model with {params.n_components} components and {d} features?"
         )

@@ -46,6 +46,7 @@ import numpy as np
 
 from bgmm._arrays import readonly
 from bgmm.data import GMMData
+from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = ["Priors"]
 
@@ -54,15 +55,15 @@ def _positive(name: str, value: Any, size: int) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(
+        raise InputTypeError(
             f"prior {name} must be a number or an array of numbers, got {value!r}."
         ) from None
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != size):
-        raise ValueError(
+        raise InputValueError(
             f"prior {name} must be a scalar or have shape ({size},), got shape {arr.shape}."
         )
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"prior {name} must be positive and finite, got {arr.tolist()}.")
+        raise InputValueError(f"prior {name} must be positive and finite, got {arr.tolist()}.")
     return readonly(np.broadcast_to(arr, (size,)))
 
 
@@ -128,14 +129,18 @@ class Priors:
         try:
             loc = np.asarray(loc, dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"prior means_loc must be numbers, got {self.means_loc!r}.") from None
+            raise InputTypeError(
+                f"prior means_loc must be numbers, got {self.means_loc!r}."
+            ) from None
         if loc.ndim > 1 or (loc.ndim == 1 and loc.shape[0] != d) or not np.isfinite(loc).all():
-            raise ValueError(
+            raise InputValueError(
                 f"prior means_loc must be finite with shape ({d},), got {loc.tolist()}."
             )
         eta = np.asarray(self.lkj_eta, dtype=np.float64) if np.isscalar(self.lkj_eta) else None
         if eta is None or not np.isfinite(eta) or eta <= 0:
-            raise ValueError(f"prior lkj_eta must be a positive number, got {self.lkj_eta!r}.")
+            raise InputValueError(
+                f"prior lkj_eta must be a positive number, got {self.lkj_eta!r}."
+            )
         return replace(
             self,
             weights_concentration=_positive(

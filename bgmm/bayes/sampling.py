@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import warnings
 from typing import Any
@@ -17,28 +16,17 @@ from bgmm.bayes.membership import membership
 from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
+from bgmm.contract import CONTRACT_VARIABLES, package_versions
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
-from bgmm.em import EMResult, GaussianMixtureEM, fit_em
+from bgmm.em import EMResult, GaussianMixtureEM
+from bgmm.exceptions import InputTypeError, InputValueError
 from bgmm.params import GMMParams
 
 __all__ = ["CONTRACT_VARIABLES", "SamplingWarning", "sample_posterior"]
 
-#: The posterior variables shared, by name and dims, with the EM results.
-CONTRACT_VARIABLES = ("weights", "means", "covariances")
 _SAMPLERS = ("nutpie", "pymc")
 #: PyTensor backends that compile the model's log density and gradient for the sampler.
 _BACKENDS = ("jax", "numba")
-_VERSIONED = (
-    "bgmm",
-    "pymc",
-    "pytensor",
-    "arviz",
-    "arviz-base",
-    "arviz-stats",
-    "nutpie",
-    "jax",
-    "numpy",
-)
 
 
 class SamplingWarning(UserWarning):
@@ -48,24 +36,29 @@ class SamplingWarning(UserWarning):
 def _em_result(em: Any) -> EMResult | GMMParams:
     if isinstance(em, GaussianMixtureEM):
         if not hasattr(em, "result_"):
-            raise ValueError("em is an unfitted GaussianMixtureEM; call fit(X) first.")
+            raise InputValueError("em is an unfitted GaussianMixtureEM; call fit(X) first.")
         return em.result_
     if isinstance(em, EMResult | GMMParams):
         return em
-    raise TypeError(
+    raise InputTypeError(
         f"em must be an EMResult, a fitted GaussianMixtureEM or GMMParams, "
         f"got {type(em).__name__}."
     )
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in _VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+def _check_resp(resp: Any, n_samples: int, k: int) -> np.ndarray:
+    try:
+        arr = np.asarray(resp, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"resp must be an array of probabilities ({exc}).") from None
+    if arr.shape != (n_samples, k):
+        raise InputValueError(
+            f"resp must have shape (n_samples, n_components) = ({n_samples}, {k}), got "
+            f"{arr.shape}; pass EM's responsibilities of these rows (predict_proba)."
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InputValueError("resp must hold finite probabilities >= 0 (one row per sample).")
+    return arr
 
 
 def _max_rhat(ds: xr.Dataset) -> dict[str, float]:
@@ -120,7 +113,8 @@ def sample_posterior(
     data: Any,
     n_components: int,
     *,
-    em: Any = None,
+    em: Any,
+    resp: Any = None,
     priors: Priors | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -139,8 +133,14 @@ def sample_posterior(
         The observations.
     n_components : int
         K, between 1 and ``n_samples``.
-    em : EMResult, fitted GaussianMixtureEM or GMMParams, optional
-        The EM estimate; fitted here (5 restarts, seeded by ``random_seed``) when omitted.
+    em : EMResult, fitted GaussianMixtureEM or GMMParams
+        The starting point and the labels: the chains start at it and every draw is
+        relabelled to its components. An EM fit (:func:`bgmm.fit_em`) brings its
+        responsibilities; this function never fits EM itself (:func:`bgmm.workflow.analyse`
+        runs the whole pipeline).
+    resp : array of shape (n_samples, n_components), optional
+        EM's responsibilities at ``em`` when ``em`` is a ``GMMParams`` (they are taken from
+        an EM fit otherwise): the ``membership`` group then compares with them.
     priors : Priors, optional
         Hyper-parameters; data-scaled defaults (see :class:`Priors`) when omitted.
     draws : int, default 1000
@@ -199,38 +199,38 @@ def sample_posterior(
     tune = check_number("tune", tune, low=1, integer=True)
     chains = check_number("chains", chains, low=1, integer=True)
     if sampler not in _SAMPLERS:
-        raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
+        raise InputValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
     if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
+        raise InputValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
     if random_seed is not None:
         random_seed = check_number("random_seed", random_seed, low=0, integer=True)
-    start = None if em is None else _em_result(em)
+    start = _em_result(em)
     em_family = getattr(start, "family", None)
     if covariance_type is None:
         covariance_type = "full" if em_family is None else em_family.name
     family = bayes_family(covariance_type, data.n_features)
     if em_family is not None and not em_family.same_model(family, data.n_features):
-        raise ValueError(
+        raise InputValueError(
             f"em is a fit with covariance_type={em_family.name!r} but the model's is "
             f"{family.name!r}; fit EM with covariance_type={family.name!r}, or leave "
             f"covariance_type out to sample the EM fit's family."
         )
     rng = np.random.default_rng(random_seed)
     sample_seed = int(rng.integers(2**31 - 1))
-    if start is None:
-        start = fit_em(
-            data,
-            k,
-            n_init=5,
-            covariance_type=family.name,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
     if isinstance(start, EMResult):
-        params, em_resp = start.params, np.asarray(start.resp)
+        if resp is not None:
+            raise InputValueError(
+                "resp is taken from the EM fit; pass resp only with em=GMMParams(...)."
+            )
+        params = start.params
+        # EM on other rows (a whole lazy data set, the posterior on a subsample) has no
+        # responsibilities for these rows.
+        same_rows = isinstance(start.resp, np.ndarray) and start.resp.shape[0] == data.n_samples
+        em_resp = start.resp if same_rows else None
     else:
-        params, em_resp = start, None
+        params, em_resp = start, None if resp is None else _check_resp(resp, data.n_samples, k)
     if params.n_components != k or params.n_features != data.n_features:
-        raise ValueError(
+        raise InputValueError(
             f"em has {params.n_components} components and {params.n_features} features, but "
             f"n_components={k} and the data have {data.n_features} features."
         )
@@ -304,7 +304,7 @@ def sample_posterior(
         "data_source": data.source,
     }
     tree.attrs.update(
-        {"bgmm_settings": json.dumps(settings), "bgmm_versions": json.dumps(_versions())}
+        {"bgmm_settings": json.dumps(settings), "bgmm_versions": json.dumps(package_versions())}
     )
     _check_chains(tree, chains)
     return tree

@@ -24,6 +24,7 @@ from bgmm.covariance.chart import Chart, chart_at, covariances_on_chart
 from bgmm.covariance.diagonal import EEI, EII, EVI, VEI, VII, VVI, E, V
 from bgmm.covariance.family import CovarianceFamily
 from bgmm.covariance.general import EEE, EEV, EVE, EVV, VEE, VEV, VVE, VVV
+from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = [
     "FAMILIES",
@@ -79,7 +80,7 @@ def get_family(name, n_features: int | None = None) -> CovarianceFamily:
     if isinstance(name, CovarianceFamily):
         family = name
     elif not isinstance(name, str):
-        raise TypeError(
+        raise InputTypeError(
             f"covariance_type must be a string such as 'full' or 'VVV', got "
             f"{type(name).__name__} {name!r}."
         )
@@ -90,13 +91,13 @@ def get_family(name, n_features: int | None = None) -> CovarianceFamily:
     elif name.upper() in UNIVARIATE:
         family = UNIVARIATE[name.upper()]
     else:
-        raise ValueError(
+        raise InputValueError(
             f"covariance_type must be one of scikit-learn's {list(SKLEARN_NAMES)}, mclust's "
             f"{list(FAMILIES)}, or 'E' / 'V' for one feature; got {name!r}."
         )
     if family.univariate and n_features is not None and n_features != 1:
         multivariate = "EII" if family.name == "E" else "VII"
-        raise ValueError(
+        raise InputValueError(
             f"covariance_type={family.name!r} is mclust's one-feature model, but the data "
             f"have {n_features} features; use {multivariate!r} (its {n_features}-feature "
             f"analogue) or another of {list(FAMILIES)}."

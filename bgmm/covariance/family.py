@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bgmm.exceptions import InputValueError
+
 __all__ = ["INNER_STEPS", "INNER_STEPS_COLD", "CovarianceFamily"]
 
 #: Inner iterations of an iterative M step that starts at the previous parameters.
@@ -230,7 +232,7 @@ class CovarianceFamily:  # numpydoc ignore=PR01
             "diag": f"({k}, {d}) or ",
             "spherical": f"({k},) or ",
         }.get(self.sklearn_name, "")
-        raise ValueError(
+        raise InputValueError(
             f"covariances_init must have shape {compact}({k}, {d}, {d}) for "
             f"covariance_type={self.sklearn_name or self.name!r}, got {arr.shape}."
         )

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bgmm._validation import check_number
 from bgmm.data import GMMData, as_data
+from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
 __all__ = ["Simulated", "WorkedExample", "load_old_faithful", "load_worked_example", "simulate"]
@@ -144,7 +145,7 @@ def simulate(
         Dask array when drawn lazily).
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        raise InputValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
     source = f"simulated: {n_samples} samples from a {params.n_components}-component mixture"
     if chunk_rows is not None:
         return _simulate_lazily(params, n_samples, random_state, feature_names, chunk_rows, source)

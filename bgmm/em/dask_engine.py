@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bgmm.em import solver
+from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
 __all__ = [
@@ -250,7 +251,7 @@ def check_weights(sample_weight, values) -> tuple[Any, float]:
     if not isinstance(sample_weight, da.Array):
         sample_weight = da.from_array(solver._check_sample_weight(sample_weight, n_samples))
     if sample_weight.shape != (n_samples,):
-        raise ValueError(
+        raise InputValueError(
             f"sample_weight must have shape (n_samples,) = ({n_samples},), got "
             f"{sample_weight.shape}; pass one weight per row of X."
         )
@@ -259,12 +260,12 @@ def check_weights(sample_weight, values) -> tuple[Any, float]:
     n_bad, first, total = dask.compute(bad.sum(), da.argmax(bad), w.sum())
     if n_bad:
         value = float(w[int(first)].compute())
-        raise ValueError(
+        raise InputValueError(
             f"sample_weight must be finite and >= 0, got {value!r} at row {int(first)} "
             f"({int(n_bad)} such row(s)); weights are repetition counts."
         )
     if not total > 0:
-        raise ValueError(
+        raise InputValueError(
             "sample_weight is zero for every row (it sums to 0); at least one row needs a "
             "positive weight."
         )
@@ -426,7 +427,7 @@ def dask_scheduler(spec: str):
     kind, _, count = spec.partition(":")
     if kind == "local":
         if count and (not count.isdigit() or int(count) < 1):
-            raise ValueError(
+            raise InputValueError(
                 f"scheduler {spec!r}: the number of local workers must be a positive "
                 f"integer, as in local:4 (or 'local' for Dask's default)."
             )
@@ -436,7 +437,7 @@ def dask_scheduler(spec: str):
     try:
         client = Client(spec, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ValueError(
+        raise InputValueError(
             f"cannot reach a Dask scheduler at {spec!r} ({exc}); start one with "
             f"'dask scheduler' and workers with 'dask worker ADDRESS', or use "
             f"--scheduler local[:N] for a cluster on this machine."

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from bgmm.data import as_data, check_features
 from bgmm.datasets import simulate
 from bgmm.em.solver import EMResult, evaluate, fit_em
-from bgmm.exceptions import SingularCovarianceError
+from bgmm.exceptions import InputValueError, SingularCovarianceError
 
 __all__ = ["GaussianMixtureEM"]
 
@@ -285,7 +285,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         else:
             w = np.ones_like(log_p) if sample_weight is None else np.asarray(sample_weight, float)
         if w.shape != log_p.shape:
-            raise ValueError(
+            raise InputValueError(
                 f"sample_weight must have shape (n_samples,) = {log_p.shape}, got {w.shape}; "
                 f"pass one weight per row of X."
             )

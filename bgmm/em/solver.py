@@ -50,6 +50,8 @@ from bgmm.em.stats import SufficientStats
 from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
     ConvergenceWarning,
+    InputTypeError,
+    InputValueError,
     LikelihoodDecreaseError,
     SingularCovarianceError,
     SingularCovarianceWarning,
@@ -622,7 +624,7 @@ def _compile_m_step(d: int, k: int, dtype: str, family: str, mode: str) -> Calla
 def _check_dtype(dtype) -> str:
     name = np.dtype(dtype).name if isinstance(dtype, type | np.dtype) else str(dtype)
     if name not in _DTYPES:
-        raise ValueError(
+        raise InputValueError(
             f"dtype must be one of {_DTYPES}, got {dtype!r}; float64 is the default and "
             f"float32 halves the memory of data that keep 7 significant digits."
         )
@@ -637,7 +639,7 @@ def _check_scale(data: GMMData, dtype: str) -> None:
     limit = float(np.sqrt(np.finfo(dtype).max / (4.0 * n * d)))
     if largest > limit:
         column = data.feature_names[int(magnitudes.argmax())]
-        raise ValueError(
+        raise InputValueError(
             f"X holds values as large as {largest:.3g} in magnitude (column {column!r}): "
             f"their squares, summed over {n} samples, overflow {dtype} (largest usable "
             f"magnitude here {limit:.3g}). Standardise the data first, "
@@ -652,20 +654,20 @@ def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"sample_weight must hold real numbers ({exc}).") from None
+        raise InputTypeError(f"sample_weight must hold real numbers ({exc}).") from None
     if w.shape != (n_samples,):
-        raise ValueError(
+        raise InputValueError(
             f"sample_weight must have shape (n_samples,) = ({n_samples},), got {w.shape}; "
             f"pass one weight per row of X."
         )
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
-        raise ValueError(
+        raise InputValueError(
             f"sample_weight must be finite and >= 0, got {float(w[bad[0]])!r} at row {bad[0]} "
             f"({bad.size} such row(s)); weights are repetition counts."
         )
     if not w.sum() > 0:
-        raise ValueError(
+        raise InputValueError(
             "sample_weight is zero for every row (it sums to 0); at least one row needs a "
             "positive weight."
         )
@@ -1003,7 +1005,7 @@ def _initial_params(
     stats = _start_statistics(values, sample_weight, n_components, init_params, rng, fingerprint)
     empty = np.flatnonzero(~(stats[0] > 0))
     if empty.size:
-        raise ValueError(
+        raise InputValueError(
             f"the starting partition ({init_params}) left component(s) {empty.tolist()} "
             f"without weight; use fewer components, another random_state or init_params."
         )
@@ -1102,7 +1104,7 @@ def _read_entry(run: _Run, out: BlockOutputs, j: int, r: int, t: int, settings: 
         nk, means = p.nk, p.params[1]
         empty = np.flatnonzero(_empty(nk, means))
         if empty.size:
-            raise ValueError(
+            raise InputValueError(
                 f"component(s) {empty.tolist()} received no responsibility at iteration {t} "
                 f"(N_k = {nk[empty].tolist()}): they are empty. Use fewer components, "
                 f"another random_state, or another init_params."
@@ -1468,7 +1470,7 @@ def fit_em(
     if chunk_size is not None:
         chunk_size = check_number("chunk_size", chunk_size, low=1, integer=True)
     if init_params not in _INIT_PARAMS:
-        raise ValueError(f"init_params must be one of {_INIT_PARAMS}, got {init_params!r}.")
+        raise InputValueError(f"init_params must be one of {_INIT_PARAMS}, got {init_params!r}.")
     dtype = _check_dtype(dtype)
     _check_scale(data, dtype)
     if data.lazy:

@@ -35,6 +35,7 @@ from bgmm.covariance import Chart, chart_at, covariances_on_chart, get_family
 from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
 from bgmm.em.solver import _COMPILE_LOCK
+from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
 __all__ = ["StandardErrors", "standard_errors", "to_unconstrained"]
@@ -298,7 +299,7 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
         chol = np.linalg.cholesky(information)
     except np.linalg.LinAlgError:
         eig = np.linalg.eigvalsh(information)
-        raise ValueError(
+        raise InputValueError(
             f"the observed information is not positive definite (smallest eigenvalue "
             f"{eig.min():.3g}), so the estimate is not a strict local maximum: check that EM "
             f"converged, or use fewer components."

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bgmm import GMMParams, as_data, load_old_faithful, simulate
+from bgmm import GMMParams, as_data, fit_em, load_old_faithful, simulate
 from bgmm.bayes import (
     SamplingWarning,
     assignment_costs,
@@ -114,7 +114,15 @@ def test_same_seed_same_draws(tree, simulated):
 def test_pymc_nuts_is_selectable():
     data = simulate(TRUTH, 60, random_state=2).data
     out = sample_posterior(
-        data, 2, draws=30, tune=30, chains=1, sampler="pymc", random_seed=1, progressbar=False
+        data,
+        2,
+        em=TRUTH,
+        draws=30,
+        tune=30,
+        chains=1,
+        sampler="pymc",
+        random_seed=1,
+        progressbar=False,
     )
     assert out["posterior"]["means"].shape == (1, 30, 2, 2)
     assert json.loads(out.attrs["bgmm_settings"])["sampler"] == "pymc"
@@ -124,7 +132,15 @@ def test_numba_backend_is_selectable():
     # A small model (K = 1): numba compiles every new model for tens of seconds.
     data = as_data(np.random.default_rng(0).normal(size=(40, 2)))
     out = sample_posterior(
-        data, 1, draws=50, tune=50, chains=1, backend="numba", random_seed=1, progressbar=False
+        data,
+        1,
+        em=fit_em(data, 1),
+        draws=50,
+        tune=50,
+        chains=1,
+        backend="numba",
+        random_seed=1,
+        progressbar=False,
     )
     settings = json.loads(out.attrs["bgmm_settings"])
     assert settings["backend"] == "numba" and settings["sampler"] == "nutpie"
@@ -153,10 +169,16 @@ def test_numba_backend_is_selectable():
             ValueError,
             "the Bayesian model has no covariance_type='VEV'; it has full (VVV), tied (EEE)",
         ),
+        ({"em": None}, TypeError, "em must be an EMResult, a fitted GaussianMixtureEM"),
+        (
+            {"resp": np.full((5, 2), 0.5)},
+            ValueError,
+            "resp must have shape (n_samples, n_components) = (272, 2), got (5, 2)",
+        ),
     ],
 )
 def test_bad_input(kwargs, exc, match):
-    kwargs = {"n_components": 2, **kwargs}
+    kwargs = {"n_components": 2, "em": TRUTH, **kwargs}
     with pytest.raises(exc, match=re.escape(match)):
         sample_posterior(load_old_faithful(), **kwargs)
 
