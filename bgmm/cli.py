@@ -101,6 +101,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _print_comparison(comparison) -> None:
     import pandas as pd
 
+    if comparison.verdict is not None:
+        print(comparison.verdict)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(comparison.to_dataframe().round(4).to_string())
     if comparison.membership:

@@ -8,12 +8,17 @@ MCSE, ESS and r_hat, with three agreement diagnostics:
 * ``z``: (EM - posterior mean) / posterior sd;
 * ``se_ratio``: EM standard error / posterior sd (near 1 when the posterior is close to the
   normal approximation at the maximum likelihood estimate).
+
+and an overall :class:`Verdict`, first: the posterior agrees with EM, disagrees (which
+parameters, by how much), is not a single mode (then the agreement columns are not shown:
+they would describe a mixture of modes), or is unreliable (clean of modes but short of the
+diagnostics' thresholds). The rules are in :func:`judge`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import arviz_stats as azs
@@ -24,10 +29,20 @@ import xarray as xr
 from bgmm.contract import CONTRACT_VARIABLES
 from bgmm.covariance import get_family
 from bgmm.data import as_data
+from bgmm.diagnostics import Diagnostics, diagnose
 from bgmm.em import EMResult, GaussianMixtureEM, evaluate, standard_errors
 from bgmm.exceptions import InputTypeError, InputValueError
 
-__all__ = ["Comparison", "compare", "em_dataset"]
+__all__ = [
+    "SE_RATIO_BAND",
+    "VERDICTS",
+    "Z_LIMIT",
+    "Comparison",
+    "Verdict",
+    "compare",
+    "em_dataset",
+    "judge",
+]
 
 STATISTICS = (
     "em",
@@ -43,6 +58,192 @@ STATISTICS = (
     "z",
     "se_ratio",
 )
+
+
+#: The verdicts of :func:`judge`, from best to worst.
+VERDICTS = ("agrees", "disagrees", "unreliable", "not_single_mode")
+
+#: Accepted EM SE / posterior sd (after dividing by its expected value sqrt(n / N_EM)).
+SE_RATIO_BAND = (2.0 / 3.0, 1.5)
+
+#: |z| above which an EM fit of other rows (a subsample posterior) disagrees.
+Z_LIMIT = 3.0
+
+#: Rows of the table named in a reason, at most.
+_LISTED = 5
+
+
+# Results and containers are documented by their attributes, not by __init__.
+@dataclass(frozen=True, eq=False)
+class Verdict:  # numpydoc ignore=PR01
+    """Does the posterior agree with EM? The answer first, its reasons after.
+
+    Attributes
+    ----------
+    status : {"agrees", "disagrees", "unreliable", "not_single_mode"}
+        See :func:`judge`.
+    reasons : tuple of str
+        What the status rests on, with the numbers.
+    """
+
+    status: str
+    reasons: tuple[str, ...]
+
+    @property
+    def headline(self) -> str:
+        """The verdict in words, one line."""
+        return {
+            "agrees": "The posterior agrees with EM.",
+            "disagrees": "The posterior disagrees with EM.",
+            "unreliable": "The posterior's summaries are unreliable; agreement is not judged.",
+            "not_single_mode": "The posterior is not a single mode; agreement is not judged.",
+        }[self.status]
+
+    @property
+    def single_mode(self) -> bool:
+        """Whether the agreement columns (``z``, ``em_in_hdi``, ``se_ratio``) mean anything."""
+        return self.status != "not_single_mode"
+
+    def __str__(self) -> str:
+        return "\n".join([self.headline, *(f"- {r}" for r in self.reasons)])
+
+    def to_dict(self) -> dict:
+        """The verdict as JSON-ready data (what a saved fit keeps).
+
+        Returns
+        -------
+        dict
+            ``status`` and ``reasons``.
+        """
+        return {"status": self.status, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> Verdict:
+        """The inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        value : dict
+            ``status`` and ``reasons``.
+
+        Returns
+        -------
+        Verdict
+            The same verdict.
+        """
+        return cls(str(value["status"]), tuple(value["reasons"]))
+
+
+def _listed(items: list[str]) -> str:
+    more = len(items) - _LISTED
+    return "; ".join(items[:_LISTED]) + (f"; and {more} more" if more > 0 else "")
+
+
+def judge(
+    table: pd.DataFrame,
+    diagnostics: Diagnostics,
+    *,
+    ci_prob: float = 0.94,
+    expected_se_ratio: float = 1.0,
+    same_rows: bool = True,
+) -> Verdict:
+    r"""The verdict of a comparison table, given the posterior's diagnostics.
+
+    In order:
+
+    1. **not_single_mode**: a multimodal finding of the diagnostics (r_hat above 1.1, a
+       vanishing component, chains in different modes, unresolved label switching). The
+       reasons are those findings; z-scores and HDI checks are not judged.
+    2. **unreliable**: any other finding (r_hat above 1.01, ESS below 100 per chain,
+       divergences, low E-BFMI, tree depth at its limit); disagreements, if any, are
+       listed too but not trusted.
+    3. **disagrees**: a free parameter whose EM value lies outside its HDI (when EM and
+       the posterior saw the same rows; with EM on more rows, :math:`|z|` above
+       :data:`Z_LIMIT`, since the subsample posterior moves by its own sd), or whose
+       ``se_ratio / expected_se_ratio`` lies outside :data:`SE_RATIO_BAND` = [2/3, 3/2].
+    4. **agrees** otherwise.
+
+    The SE band: by Bernstein-von Mises the posterior sd and the observed-information SE
+    agree to :math:`O(N^{-1/2})`, and with at least 100 effective draws per chain the Monte
+    Carlo error of a posterior sd is at most about :math:`1/\sqrt{2 \cdot 200}` = 5%. A
+    factor of 1.5 is many of those errors: outside it the normal approximation at the
+    MLE itself fails (a skewed or bounded posterior, a weight near 0, a prior that still
+    matters at this N), which is what a user comparing EM's intervals with the posterior's
+    needs to know.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :meth:`Comparison.to_dataframe` (unmasked): columns ``em``, ``hdi_lower``,
+        ``hdi_upper``, ``em_in_hdi``, ``z``, ``se_ratio``.
+    diagnostics : Diagnostics
+        Of the posterior (:func:`bgmm.diagnostics.diagnose`).
+    ci_prob : float, default 0.94
+        The HDIs' probability (for the reasons' wording).
+    expected_se_ratio : float, default 1.0
+        :math:`\sqrt{n / N_\mathrm{EM}}` when EM saw more rows than the posterior.
+    same_rows : bool, default True
+        Whether EM and the posterior saw the same rows.
+
+    Returns
+    -------
+    Verdict
+        The status and its reasons.
+    """
+    if not diagnostics.single_mode:
+        reasons = [f.seen for f in diagnostics.findings if f.multimodal]
+        reasons.append(
+            "z-scores, HDIs and em_in_hdi would describe a mixture of modes, so they are "
+            "not judged (and not shown in the table)"
+        )
+        return Verdict("not_single_mode", tuple(reasons))
+    level = f"{100 * ci_prob:g}%"
+    outside = []
+    for name, row in table.iterrows():
+        if same_rows and not bool(row["em_in_hdi"]):
+            outside.append(
+                f"{name}: EM {row['em']:.4g} outside the {level} HDI "
+                f"[{row['hdi_lower']:.4g}, {row['hdi_upper']:.4g}] (z = {row['z']:.2f})"
+            )
+        elif not same_rows and abs(row["z"]) > Z_LIMIT:
+            outside.append(f"{name}: z = {row['z']:.2f} (|z| above {Z_LIMIT:g})")
+    ratio = table["se_ratio"].astype(float) / expected_se_ratio
+    low, high = SE_RATIO_BAND
+    off = [
+        f"{name}: SE ratio {r * expected_se_ratio:.3g}"
+        + (f" ({r:.3g} of the expected {expected_se_ratio:.3g})" if not same_rows else "")
+        for name, r in ratio.items()
+        if np.isfinite(r) and not low <= r <= high
+    ]
+    band = f"[{low:.3g}, {high:.3g}]"
+    if diagnostics.findings:
+        reasons = [f.seen for f in diagnostics.findings]
+        if outside or off:
+            reasons.append("not trusted while so: " + _listed(outside + off))
+        return Verdict("unreliable", tuple(reasons))
+    if outside or off:
+        reasons = []
+        if outside:
+            reasons.append(f"{len(outside)} of {len(table)} free parameters: {_listed(outside)}")
+        if off:
+            reasons.append(
+                f"EM's standard error / posterior sd outside {band} for {len(off)}: {_listed(off)}"
+            )
+        return Verdict("disagrees", tuple(reasons))
+    finite = ratio[np.isfinite(ratio)] * expected_se_ratio
+    where = f"inside the {level} HDIs" if same_rows else f"within |z| <= {Z_LIMIT:g}"
+    reasons = [f"all {len(table)} free parameters' EM values {where}"]
+    if len(finite):
+        reasons.append(
+            f"SE ratios {finite.min():.3g} to {finite.max():.3g} (band {band}"
+            + (f" times the expected {expected_se_ratio:.3g})" if not same_rows else ")")
+        )
+    ds = diagnostics.dataset
+    reasons.append(
+        f"diagnostics clean (r_hat at most {float(ds['r_hat'].max()):.3g}, ESS per chain at "
+        f"least {float(min(ds['ess_bulk_per_chain'].min(), ds['ess_tail_per_chain'].min())):.0f})"
+    )
+    return Verdict("agrees", tuple(reasons))
 
 
 def _em_result(em: Any) -> EMResult:
@@ -102,20 +303,30 @@ class Comparison:  # numpydoc ignore=PR01
     covariance_type : str
         The covariance family of both fits (mclust's letters); the table lists only the
         covariance entries it leaves free.
+    verdict : Verdict or None
+        The overall answer and its reasons (None for comparisons saved before verdicts).
     """
 
     parameters: xr.DataTree
     membership: dict
     ci_prob: float
     covariance_type: str = "VVV"
+    verdict: Verdict | None = None
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self, *, masked: bool = True) -> pd.DataFrame:
         """One row per free scalar parameter, one column per statistic.
 
         The covariances contribute only the entries the family leaves free
         (:meth:`bgmm.covariance.CovarianceFamily.free_entries`): the lower triangle of each
         full matrix, one matrix when the components share it, the diagonal of a diagonal
         one, one variance of a spherical one.
+
+        Parameters
+        ----------
+        masked : bool, default True
+            When the verdict is "not a single mode", leave the agreement columns
+            (``em_in_hdi``, ``z``, ``se_ratio``) empty (NA): they would describe a mixture
+            of modes as if it were one. ``masked=False`` shows them anyway.
 
         Returns
         -------
@@ -145,6 +356,9 @@ class Comparison:  # numpydoc ignore=PR01
             frames.append(df[list(STATISTICS)])
         out = pd.concat(frames)
         out.index.name = "parameter"
+        if masked and self.verdict is not None and not self.verdict.single_mode:
+            out["em_in_hdi"] = pd.array([pd.NA] * len(out), dtype="boolean")
+            out[["z", "se_ratio"]] = np.nan
         return out
 
 
@@ -173,8 +387,9 @@ def compare(
     Returns
     -------
     Comparison
-        The statistics per parameter (``parameters``, a DataTree) and the membership
-        agreement; ``to_dataframe()`` gives one row per scalar parameter.
+        The statistics per parameter (``parameters``, a DataTree), the membership
+        agreement and the :class:`Verdict` (:func:`judge`, from the posterior's
+        ``diagnostics`` group); ``to_dataframe()`` gives one row per scalar parameter.
     """
     if not 0 < ci_prob < 1:
         raise InputValueError(f"ci_prob must be in (0, 1), got {ci_prob!r}.")
@@ -249,4 +464,21 @@ def compare(
             ),
             "max_abs_difference": float(np.abs(post_mean - em_resp).max()),
         }
-    return Comparison(xr.DataTree.from_dict(children), membership, ci_prob, result.family.name)
+    comparison = Comparison(
+        xr.DataTree.from_dict(children), membership, ci_prob, result.family.name
+    )
+    if "diagnostics" in posterior.children:
+        diagnostics = Diagnostics.from_dataset(posterior["diagnostics"].to_dataset())
+    else:  # a tree made elsewhere: the same checks, here
+        diagnostics = diagnose(posterior, data.n_samples)
+    # Rows EM saw (a lazy fit's resp is a Dask array: its shape is known, nothing computed).
+    n_em = result.resp.shape[0] if result.resp is not None else result.total_weight
+    same_rows = n_em == data.n_samples
+    verdict = judge(
+        comparison.to_dataframe(masked=False),
+        diagnostics,
+        ci_prob=ci_prob,
+        expected_se_ratio=1.0 if same_rows else float(np.sqrt(data.n_samples / n_em)),
+        same_rows=same_rows,
+    )
+    return replace(comparison, verdict=verdict)

@@ -26,7 +26,7 @@ import xarray as xr
 
 from bgmm._arrays import readonly
 from bgmm._files import atomic_write
-from bgmm.compare import Comparison
+from bgmm.compare import Comparison, Verdict
 from bgmm.contract import package_versions
 from bgmm.data import GMMData, Standardization, as_data
 from bgmm.em import EMResult
@@ -45,6 +45,8 @@ _FILE_ATTRS = (
     "bgmm_has_posterior",
     "bgmm_comparison_membership",
     "bgmm_comparison_ci_prob",
+    "bgmm_comparison_covariance_type",
+    "bgmm_comparison_verdict",
 )
 _ENGINE = "h5netcdf"
 
@@ -170,6 +172,10 @@ def save_fit(
         ),
         "bgmm_comparison_ci_prob": comparison.ci_prob if comparison is not None else -1.0,
     }
+    if comparison is not None:
+        file_attrs["bgmm_comparison_covariance_type"] = comparison.covariance_type
+        if comparison.verdict is not None:
+            file_attrs["bgmm_comparison_verdict"] = json.dumps(comparison.verdict.to_dict())
     root_attrs = {**(dict(posterior.attrs) if posterior is not None else {}), **file_attrs}
     tree = xr.DataTree.from_dict({"/": xr.Dataset(attrs=root_attrs), **groups})
     return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine=_ENGINE))
@@ -256,6 +262,9 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         posterior.attrs = {k: v for k, v in tree.attrs.items() if k not in _FILE_ATTRS}
     comparison = None
     if "bgmm_comparison" in tree.children:
+        verdict = None
+        if "bgmm_comparison_verdict" in tree.attrs:
+            verdict = Verdict.from_dict(json.loads(tree.attrs["bgmm_comparison_verdict"]))
         comparison = Comparison(
             xr.DataTree.from_dict(
                 {
@@ -265,6 +274,9 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
             ),
             json.loads(tree.attrs["bgmm_comparison_membership"]),
             float(tree.attrs["bgmm_comparison_ci_prob"]),
+            # files written before these were kept: full covariances, no verdict
+            str(tree.attrs.get("bgmm_comparison_covariance_type", "VVV")),
+            verdict,
         )
     return SavedFit(
         data=data,

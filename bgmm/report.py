@@ -142,12 +142,11 @@ def write_report(
                 ("Membership uncertainty", "membership.png"),
             ]
     if comparison is not None:
-        lines += [
-            "## EM against the posterior",
-            "",
-            _markdown_table(comparison.to_dataframe()),
-            "",
-        ]
+        lines += ["## EM against the posterior", ""]
+        if comparison.verdict is not None:
+            lines += [f"**{comparison.verdict.headline}**", ""]
+            lines += [f"- {reason}" for reason in comparison.verdict.reasons] + [""]
+        lines += [_markdown_table(comparison.to_dataframe()), ""]
         if comparison.membership:
             lines += [
                 f"Same most probable component for "

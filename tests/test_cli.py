@@ -41,6 +41,8 @@ def test_demo_writes_report_plots_and_saved_fit(tmp_path, capsys):
     assert main(["demo", "--output", str(out_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "converged True" in out and "em_in_hdi" in out and "membership: same" in out
+    # Old Faithful is the easy case: the verdict comes before the table, and it agrees.
+    assert out.index("The posterior agrees with EM.") < out.index("em_in_hdi")
     for name in (
         "em_fit.png",
         "em_trace.png",
@@ -53,7 +55,9 @@ def test_demo_writes_report_plots_and_saved_fit(tmp_path, capsys):
         assert (out_dir / name).read_bytes()[:8] == PNG, name
     report = (out_dir / "report.md").read_text()
     assert "## EM against the posterior" in report and "![Rank plots](rank.png)" in report
+    assert "**The posterior agrees with EM.**" in report
     fit = load_fit(out_dir / "fit.nc")
+    assert fit.comparison.verdict.status == "agrees"
     assert fit.posterior is not None and fit.settings["command"] == "demo"
     assert fit.settings["backend"] == "jax"
     assert json.loads(fit.posterior.attrs["bgmm_settings"])["backend"] == "jax"

@@ -1,10 +1,13 @@
+import dataclasses
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
-from bgmm.compare import STATISTICS, compare, em_dataset
+from bgmm.compare import STATISTICS, Verdict, compare, em_dataset, judge
+from bgmm.diagnostics import diagnose
 from bgmm.em import standard_errors
 
 
@@ -113,3 +116,102 @@ def test_membership_of_an_em_fit_on_other_rows_is_taken_at_the_posteriors(tree, 
     got = compare(lazy, tree).membership
     m = tree["membership"]["mean"].values
     assert got["max_abs_difference"] == pytest.approx(np.abs(m - em.resp).max(), abs=1e-10)
+
+
+# ---------------------------------------------------------------- the verdict's rules
+
+
+def verdict_table(changes=None):
+    """Three free parameters, EM inside every HDI and SE ratios of 1, then ``changes``."""
+    table = pd.DataFrame(
+        {
+            "em": [0.4, 1.0, 2.0],
+            "hdi_lower": [0.3, 0.8, 1.7],
+            "hdi_upper": [0.5, 1.2, 2.3],
+            "em_in_hdi": [True, True, True],
+            "z": [0.1, -0.2, 0.3],
+            "se_ratio": [1.0, 0.95, 1.1],
+        },
+        index=["weights[0]", "means[0, a]", "covariances[0, a, a]"],
+    )
+    for (column, row), value in (changes or {}).items():
+        table.loc[row, column] = value
+    return table
+
+
+def diagnostics_of(*edits):
+    from tests.test_diagnostics import make_tree
+
+    groups = make_tree()
+    for edit in edits:
+        edit(groups)
+    return diagnose(xr.DataTree.from_dict(groups))
+
+
+def test_verdict_agrees_on_clean_agreeing_numbers():
+    verdict = judge(verdict_table(), diagnostics_of())
+    assert verdict.status == "agrees" and verdict.single_mode
+    assert "all 3 free parameters' EM values inside the 94% HDIs" in verdict.reasons[0]
+    assert "SE ratios 0.95 to 1.1" in verdict.reasons[1]
+    assert str(verdict).startswith("The posterior agrees with EM.")
+
+
+def test_verdict_disagrees_names_the_parameter_and_by_how_much():
+    table = verdict_table({("em_in_hdi", "means[0, a]"): False, ("z", "means[0, a]"): -4.2})
+    verdict = judge(table, diagnostics_of())
+    assert verdict.status == "disagrees"
+    assert "means[0, a]: EM 1 outside the 94% HDI [0.8, 1.2] (z = -4.20)" in verdict.reasons[0]
+    table = verdict_table({("se_ratio", "covariances[0, a, a]"): 0.5})
+    verdict = judge(table, diagnostics_of())
+    assert verdict.status == "disagrees"
+    assert "covariances[0, a, a]: SE ratio 0.5" in verdict.reasons[0]
+    assert judge(verdict_table({("se_ratio", "weights[0]"): 1.45}), diagnostics_of()).status == (
+        "agrees"
+    )
+
+
+def test_verdict_not_a_single_mode_is_judged_before_the_numbers():
+    def shift(groups):
+        groups["posterior"]["means"][1] += 1.0
+
+    # Every row says em_in_hdi, as in the iris report this issue started from.
+    verdict = judge(verdict_table(), diagnostics_of(shift))
+    assert verdict.status == "not_single_mode" and not verdict.single_mode
+    assert "r_hat after relabelling" in verdict.reasons[0]
+    assert "not judged" in verdict.reasons[-1]
+
+
+def test_verdict_unreliable_when_diagnostics_are_short_of_the_thresholds():
+    def diverge(groups):
+        groups["sample_stats"]["diverging"][0, :3] = True
+
+    table = verdict_table({("em_in_hdi", "weights[0]"): False})
+    verdict = judge(table, diagnostics_of(diverge))
+    assert verdict.status == "unreliable"
+    assert "3 divergent transitions" in verdict.reasons[0]
+    assert "not trusted while so: weights[0]" in verdict.reasons[1]
+
+
+def test_verdict_for_em_on_more_rows_uses_z_and_the_expected_se_ratio():
+    # The posterior on a 1% subsample: sd ten times EM's SE, z roughly standard normal.
+    table = verdict_table({("em_in_hdi", "weights[0]"): False, ("z", "weights[0]"): 2.5})
+    table["se_ratio"] = [0.1, 0.095, 0.11]
+    diag = diagnostics_of()
+    kwargs = {"expected_se_ratio": 0.1, "same_rows": False}
+    assert judge(table, diag, **kwargs).status == "agrees"
+    table.loc["weights[0]", "z"] = 3.5
+    verdict = judge(table, diag, **kwargs)
+    assert verdict.status == "disagrees" and "weights[0]: z = 3.50" in verdict.reasons[0]
+
+
+def test_easy_case_agrees_and_a_multimodal_verdict_masks_the_table(comparison):
+    assert comparison.verdict.status == "agrees", str(comparison.verdict)
+    table = comparison.to_dataframe()
+    assert table["em_in_hdi"].all() and table["z"].notna().all()
+    masked = dataclasses.replace(
+        comparison, verdict=Verdict("not_single_mode", ("chains in different modes",))
+    )
+    shown = masked.to_dataframe()
+    assert shown["em_in_hdi"].isna().all() and shown[["z", "se_ratio"]].isna().all().all()
+    assert shown["mean"].equals(table["mean"])  # the summaries themselves stay
+    pd.testing.assert_frame_equal(masked.to_dataframe(masked=False), table)

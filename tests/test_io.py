@@ -49,6 +49,9 @@ def test_round_trip_with_posterior_and_comparison(tmp_path, tree, simulated):
 
     pd.testing.assert_frame_equal(loaded.comparison.to_dataframe(), comparison.to_dataframe())
     assert loaded.comparison.membership == comparison.membership
+    assert loaded.comparison.verdict.to_dict() == comparison.verdict.to_dict()
+    assert loaded.comparison.verdict.status == "agrees"
+    assert loaded.comparison.covariance_type == comparison.covariance_type
     # the file opens as a plain DataTree that ArviZ reads
     import arviz_stats as azs
 

@@ -18,6 +18,7 @@ from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
 from bgmm.contract import CONTRACT_VARIABLES, package_versions
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
+from bgmm.diagnostics import Diagnostics, diagnose
 from bgmm.em import EMResult, GaussianMixtureEM
 from bgmm.exceptions import InputTypeError, InputValueError
 from bgmm.params import GMMParams
@@ -30,7 +31,11 @@ _BACKENDS = ("jax", "numba")
 
 
 class SamplingWarning(UserWarning):
-    """The chains look unreliable: divergences, or chains stuck in different modes."""
+    """The sample is not one clean mode, or its summaries are unreliable.
+
+    The message says what was seen, why it matters and what to try; the same findings are
+    in the result's ``diagnostics`` group (see :mod:`bgmm.diagnostics`).
+    """
 
 
 def _em_result(em: Any) -> EMResult | GMMParams:
@@ -68,31 +73,9 @@ def _max_rhat(ds: xr.Dataset) -> dict[str, float]:
     return {name: float(rhat[name].max()) for name in rhat.data_vars}
 
 
-def _check_chains(tree, n_chains: int) -> None:
-    messages = []
-    diverging = tree["sample_stats"]["diverging"]
-    n_div = int(diverging.sum())
-    if n_div:
-        per_chain = diverging.sum("draw").values.tolist()
-        messages.append(f"{n_div} divergent transitions (per chain: {per_chain})")
-    if n_chains > 1:
-        total = tree["log_likelihood"]["x"].sum("obs_id")
-        chain_means = total.mean("draw").values
-        within = float(total.std("draw").mean())
-        spread = float(chain_means.max() - chain_means.min())
-        if spread > 4.0 * max(within, 1e-12) and spread > 2.0:
-            messages.append(
-                f"the chains' log-likelihoods sit in different modes (chain means "
-                f"{np.round(chain_means, 2).tolist()}, within-chain sd {within:.2f})"
-            )
-    if messages:
-        warnings.warn(
-            "; ".join(messages)
-            + ". Try more tuning (tune=...), a different number of components, or more EM "
-            "restarts (n_init) for the starting point.",
-            SamplingWarning,
-            stacklevel=3,
-        )
+def _warn(diagnostics: Diagnostics) -> None:
+    if diagnostics.findings:
+        warnings.warn(diagnostics.message(), SamplingWarning, stacklevel=3)
 
 
 def _start_kwargs(model: pm.Model, sampler: str, backend: str) -> dict[str, Any]:
@@ -173,7 +156,8 @@ def sample_posterior(
         and draw), ``observed_data``, ``relabeling`` (``permutation``, ``cost``,
         ``cost_margin`` per draw; r_hat of each variable before and after relabelling),
         ``em`` (the EM estimate with the same names and dims) and ``membership``
-        (see :func:`bgmm.bayes.membership`). Settings and package versions are in
+        (see :func:`bgmm.bayes.membership`) and ``diagnostics`` (see
+        :func:`bgmm.diagnostics.diagnose`). Settings and package versions are in
         ``attrs``.
 
     Raises
@@ -185,7 +169,10 @@ def sample_posterior(
     Warns
     -----
     SamplingWarning
-        Divergences, or chains whose log-likelihoods sit in different modes.
+        Any failed check of :func:`bgmm.diagnostics.diagnose` (after relabelling): r_hat
+        above 1.01, ESS below 100 per chain, a vanishing component, chains in different
+        modes, divergences, low E-BFMI, the tree depth at its limit, unresolved label
+        switching; with what was seen, why it matters and what to try.
 
     Notes
     -----
@@ -306,5 +293,7 @@ def sample_posterior(
     tree.attrs.update(
         {"bgmm_settings": json.dumps(settings), "bgmm_versions": json.dumps(package_versions())}
     )
-    _check_chains(tree, chains)
+    diagnostics = diagnose(tree, data.n_samples)
+    tree["diagnostics"] = xr.DataTree(diagnostics.dataset)
+    _warn(diagnostics)
     return tree
