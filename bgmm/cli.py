@@ -355,6 +355,7 @@ def _select_k(args: argparse.Namespace, data) -> int:
         if "elpd_loo" in table:
             print("PSIS-LOO elpd (higher is better; families with a Bayesian model):")
             print(bic_table(table, "elpd_loo").dropna(axis=1, how="all").round(3).to_string())
+        print(f"recommended: {table.attrs['recommendation']}")
         k, family = table["bic"].idxmin()
         row = table.loc[(k, family)]
         print(
@@ -375,6 +376,7 @@ def _select_k(args: argparse.Namespace, data) -> int:
         progressbar=not args.quiet,
     )
     print(table.round(3).to_string())
+    print(f"recommended: {table.attrs['recommendation']}")
     path = save_figure(plot_select_k(table), Path(args.output) / "select_k.png")
     table.to_csv(Path(args.output) / "select_k.csv")
     print(f"table and plot written to {path.parent}")

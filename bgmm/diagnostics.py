@@ -179,7 +179,9 @@ def _fmt(values: dict[str, float], digits: int = 3) -> str:
     return ", ".join(f"{k} {v:.{digits}g}" for k, v in values.items())
 
 
-def diagnose(tree: xr.DataTree, n_samples: int | None = None) -> Diagnostics:
+def diagnose(
+    tree: xr.DataTree, n_samples: int | None = None, *, sparse: bool = False
+) -> Diagnostics:
     """Check a relabelled posterior sample (see the module's notes for every check).
 
     Parameters
@@ -191,6 +193,11 @@ def diagnose(tree: xr.DataTree, n_samples: int | None = None) -> Diagnostics:
     n_samples : int, optional
         N, for the vanishing-weight threshold 1/N; by default the size of the
         ``obs_id`` dim of ``observed_data``.
+    sparse : bool, default False
+        The posterior of a sparse finite mixture (:meth:`bgmm.bayes.Priors.sparse`), whose
+        prior empties the components the data do not need: vanishing components are then
+        the intended result, not a finding, and r_hat and ESS are checked on the other
+        components (an empty component's parameters are prior draws).
 
     Returns
     -------
@@ -203,6 +210,11 @@ def diagnose(tree: xr.DataTree, n_samples: int | None = None) -> Diagnostics:
         n_samples = int(tree["observed_data"].to_dataset().sizes["obs_id"])
     findings: list[Finding] = []
     variables = list(CONTRACT_VARIABLES)
+    weights = post["weights"].transpose("chain", "draw", "component")
+    vanishing = (weights < 1.0 / n_samples).mean("draw")
+    if sparse:
+        kept = ~(vanishing > VANISHING_SHARE).any("chain")
+        post = post.isel(component=np.flatnonzero(kept.values))
     # A constant entry (the weight of a single component, the zeros off a diagonal
     # covariance) has no r_hat or ESS: left out.
     varies = post.std(("chain", "draw")) > 0
@@ -250,10 +262,8 @@ def diagnose(tree: xr.DataTree, n_samples: int | None = None) -> Diagnostics:
                 "run longer chains (draws=...).",
             )
         )
-    weights = post["weights"].transpose("chain", "draw", "component")
-    vanishing = (weights < 1.0 / n_samples).mean("draw")
-    flagged = np.argwhere(vanishing.values > VANISHING_SHARE)
-    if flagged.size:
+    flagged = np.argwhere(vanishing.values > VANISHING_SHARE) if not sparse else []
+    if len(flagged):
         parts = [
             f"component {int(weights['component'].values[k])} in chain {c} "
             f"({100 * float(vanishing.values[c, k]):.0f}% of draws)"
@@ -381,5 +391,6 @@ def diagnose(tree: xr.DataTree, n_samples: int | None = None) -> Diagnostics:
         "clean": int(not findings),
         "n_samples": n_samples,
         "n_draws_per_chain": n_draws,
+        "sparse": int(sparse),
     }
     return Diagnostics(ds, tuple(findings))

@@ -398,6 +398,34 @@ def plot_select_k(table):
     return fig
 
 
+def plot_n_clusters(posterior):
+    r"""Bar plot of the posterior of the number of non-empty components :math:`K_+`.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        From :func:`bgmm.bayes.sample_posterior` with a sparse prior (its ``n_clusters``
+        group), or the Dataset of :func:`bgmm.bayes.n_clusters`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
+    ds = posterior["n_clusters"].to_dataset() if hasattr(posterior, "children") else posterior
+    values, probability = ds["n_clusters"].values, ds["probability"].values
+    fig = Figure(figsize=(5, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    bars = ax.bar(values, probability, color="C0")
+    bars[int(probability.argmax())].set_color("C1")
+    ax.set_xticks(values)
+    ax.set_xlabel("number of non-empty components $K_+$")
+    ax.set_ylabel("posterior probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"sparse finite mixture: most probable $K_+$ = {int(ds.attrs['mode'])}")
+    return fig
+
+
 def plot_bic(table, criterion: str = "bic"):
     """The BIC plot of mclust: the criterion over K, one line per covariance family.
 

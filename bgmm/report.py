@@ -130,6 +130,19 @@ def write_report(
         for caption, name, pc in fig_specs:
             plots.save_plot_collection(pc, out / name)
             figures.append((caption, name))
+        if "n_clusters" in posterior.children:
+            plots.save_figure(plots.plot_n_clusters(posterior), out / "n_clusters.png")
+            figures.append(("Posterior number of non-empty components", "n_clusters.png"))
+            k_plus = posterior["n_clusters"].to_dataset()
+            table = k_plus["probability"].to_dataframe()
+            lines += [
+                "## Number of clusters (sparse finite mixture)",
+                "",
+                f"Most probable number of non-empty components: {k_plus.attrs['mode']}.",
+                "",
+                _markdown_table(table, ".3f"),
+                "",
+            ]
         if data.n_features >= 2:
             plots.save_figure(
                 plots.plot_ellipses_with_draws(data, em, posterior), out / "ellipses.png"

@@ -99,7 +99,16 @@ def select_k(
         ``pareto_k_bad`` (observations whose Pareto k exceeds ArviZ's sample-size dependent
         threshold, at most 0.7: their LOO estimate is unreliable), and the comparison with
         the best K: ``elpd_diff`` (0 for the best), ``dse`` (standard error of the
-        difference), ``p_worse`` and the stacking ``weight``.
+        difference), ``p_worse`` and the stacking ``weight``; ``loo_trusted`` and
+        ``loo_issues``: the Pareto k above 0.7, ``p_loo`` above the number of parameters
+        and the r_hat, mode, vanishing-component and label-switching findings of the K's
+        posterior (:mod:`bgmm.diagnostics`); LOO is not trusted with more than 1% of the
+        Pareto k above 0.7, ``p_loo`` above 1.5 times the parameters, or a posterior that
+        is not a single mode (:data:`PARETO_BAD_SHARE`, :data:`P_LOO_FACTOR`).
+        ``recommended`` marks the recommended K: the simplest K that LOO trusts whose elpd
+        is within two ``dse`` of the best trusted K (BIC's K when LOO is not computed or
+        trusted nowhere); ``table.attrs["recommended_k"]`` and
+        ``table.attrs["recommendation"]`` (the reason, in words).
 
     Notes
     -----
@@ -132,12 +141,16 @@ def select_k(
         row = {"k": k, **_criteria(em, n)}
         if loo:
             result = _loo(data, em, sampling, random_state)
-            elpds[str(k)] = result
-            row.update(_loo_columns(result))
+            elpds[str(k)] = result.result
+            row.update(_loo_columns(result, em.n_parameters))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("k")
     if loo:
         table = table.join(_compare_loo(elpds, {key: int(key) for key in elpds}, "k"))
+    choice, reason = _recommend(table, elpds, str, "k")
+    table["recommended"] = table.index == choice
+    table.attrs["recommended_k"] = int(choice)
+    table.attrs["recommendation"] = f"K = {choice}, by {reason}."
     return table
 
 
@@ -151,39 +164,126 @@ class _Sampling(NamedTuple):
     progressbar: bool
 
 
-def _loo(data: GMMData, em: EMResult, sampling: _Sampling, random_state):
-    """PSIS-LOO of the posterior of ``em``'s K and family, started at ``em``."""
-    from bgmm.bayes import sample_posterior
+#: Above this Pareto k the PSIS estimate of an observation's LOO term is unreliable
+#: (Vehtari et al. 2024, "Pareto smoothed importance sampling", JMLR 25).
+PARETO_K_MAX = 0.7
 
-    tree = sample_posterior(
-        data,
-        em.weights.shape[0],
-        em=em,
-        draws=sampling.draws,
-        tune=sampling.tune,
-        chains=sampling.chains,
-        backend=sampling.backend,
-        random_seed=random_state,
-        progressbar=sampling.progressbar,
-    )
+#: LOO is not trusted when more than this share of observations (and more than one) has a
+#: Pareto k above PARETO_K_MAX: a few such terms move elpd by less than its standard error,
+#: many make the estimate itself unreliable (iris at K = 5: 17 of 150).
+PARETO_BAD_SHARE = 0.01
+
+#: LOO is not trusted when p_loo exceeds this multiple of the number of parameters. p_loo
+#: above p is the loo package's sign of a badly misspecified model (Vehtari et al. 2017);
+#: the factor absorbs the PSIS error of p_loo itself, which the high-k terms inflate (three
+#: well separated clusters, N = 200, K = 3: p_loo 18.7 for 17 parameters, one k of 0.87;
+#: iris at K = 5: 267 for 74).
+P_LOO_FACTOR = 1.5
+
+#: Diagnostics findings reported beside LOO; the multimodal ones make it untrusted.
+_LOO_FINDINGS = ("r_hat", "r_hat_modes", "modes", "vanishing", "label_switching")
+
+
+class _LOO(NamedTuple):
+    """PSIS-LOO of one posterior and the checks of that posterior."""
+
+    result: Any
+    diagnostics: Any
+
+
+def _loo(data: GMMData, em: EMResult, sampling: _Sampling, random_state) -> _LOO:
+    """PSIS-LOO of the posterior of ``em``'s K and family, started at ``em``."""
+    from bgmm.bayes import SamplingWarning, sample_posterior
+    from bgmm.diagnostics import Diagnostics
+
+    with warnings.catch_warnings():
+        # The findings go to the table's loo_issues column, not one warning per K.
+        warnings.simplefilter("ignore", SamplingWarning)
+        tree = sample_posterior(
+            data,
+            em.weights.shape[0],
+            em=em,
+            draws=sampling.draws,
+            tune=sampling.tune,
+            chains=sampling.chains,
+            backend=sampling.backend,
+            random_seed=random_state,
+            progressbar=sampling.progressbar,
+        )
     with warnings.catch_warnings():
         # Reported through pareto_k_bad rather than as a warning per model.
         warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
-        return azs.loo(tree)
+        result = azs.loo(tree)
+    return _LOO(result, Diagnostics.from_dataset(tree["diagnostics"].to_dataset()))
 
 
-_LOO_COLUMNS = ("elpd_loo", "elpd_loo_se", "p_loo", "looic", "pareto_k_bad")
+_LOO_COLUMNS = (
+    "elpd_loo",
+    "elpd_loo_se",
+    "p_loo",
+    "looic",
+    "pareto_k_bad",
+    "loo_trusted",
+    "loo_issues",
+)
 
 
-def _loo_columns(result) -> dict:
-    """The ``_LOO_COLUMNS`` of one PSIS-LOO result."""
+def _loo_columns(loo: _LOO, n_parameters: int) -> dict:
+    """The ``_LOO_COLUMNS`` of one PSIS-LOO result, with whether it can be trusted."""
+    result = loo.result
+    pareto_k = np.asarray(result.pareto_k)
+    bad = int((pareto_k > PARETO_K_MAX).sum())
+    issues, trusted = [], True
+    if bad:
+        issues.append(f"{bad} Pareto k above {PARETO_K_MAX} (largest {float(pareto_k.max()):.2f})")
+        trusted &= bad <= max(1, PARETO_BAD_SHARE * pareto_k.size)
+    if float(result.p) > n_parameters:
+        issues.append(f"p_loo {float(result.p):.1f} above the {n_parameters} parameters")
+        trusted &= float(result.p) <= P_LOO_FACTOR * n_parameters
+    for finding in loo.diagnostics.findings:
+        if finding.check in _LOO_FINDINGS:
+            issues.append(finding.seen)
+            trusted &= not finding.multimodal
     return {
         "elpd_loo": float(result.elpd),
         "elpd_loo_se": float(result.se),
         "p_loo": float(result.p),
         "looic": -2.0 * float(result.elpd),
-        "pareto_k_bad": int((np.asarray(result.pareto_k) > result.good_k).sum()),
+        "pareto_k_bad": bad,
+        "loo_trusted": bool(trusted),
+        "loo_issues": "; ".join(issues),
     }
+
+
+def _recommend(table: pd.DataFrame, elpds: dict, label, names) -> tuple[Any, str]:
+    """The recommended K (or cell) and why.
+
+    The simplest model LOO trusts that predicts as well as the best trusted one (within
+    two standard errors of the difference), else BIC's choice, with the reason.
+    """
+    if "elpd_loo" in table:
+        trusted = table.index[table["loo_trusted"].astype(bool)]
+        if len(trusted):
+            keys = {label(i): i for i in trusted}
+            compared = _compare_loo({key: elpds[key] for key in keys}, keys, names)
+            # elpd_diff is 0 for the best and negative for the others
+            best = compared["elpd_diff"].idxmax()
+            near = compared[compared["elpd_diff"] >= -2.0 * compared["dse"].fillna(0.0)]
+            choice = min(near.index, key=lambda i: table.loc[i, "n_parameters"])
+            untrusted = [label(i) for i in table.index if i not in set(trusted)]
+            reason = (
+                f"LOO: the simplest of the models LOO can trust whose elpd is within two "
+                f"standard errors of the best trusted one ({label(best)})"
+            )
+            if untrusted:
+                reason += f"; LOO not trusted for {', '.join(untrusted)} (see loo_issues)"
+            return choice, reason
+        choice = table["bic"].idxmin()
+        return choice, (
+            "BIC: LOO cannot be trusted for any model (see loo_issues), so the EM criterion "
+            "decides"
+        )
+    return table["bic"].idxmin(), "BIC (no LOO computed)"
 
 
 def _criteria(em: EMResult, n: float) -> dict:
@@ -334,9 +434,9 @@ def select_model(
                 row.update({"converged": em.converged, "note": ""})
                 if loo and name in BAYES_FAMILIES:
                     result = _loo(data, em, sampling, random_state)
-                    elpds[f"{k} {name}"] = result
+                    elpds[f"{k} {name}"] = result.result
                     cells[f"{k} {name}"] = (k, name)
-                    row.update(_loo_columns(result))
+                    row.update(_loo_columns(result, em.n_parameters))
                 elif loo:
                     row["note"] = "no Bayesian model of this family (no LOO)"
             rows.append(row)
@@ -352,6 +452,12 @@ def select_model(
     if elpds:
         table["best_loo"] = False
         table.loc[table["elpd_loo"].idxmax(), "best_loo"] = True
+    if table["bic"].notna().any():
+        scored = table[table["bic"].notna() & (table["elpd_loo"].notna() if elpds else True)]
+        choice, reason = _recommend(scored, elpds, lambda i: f"{i[0]} {i[1]}", ["k", "family"])
+        table["recommended"] = [i == choice for i in table.index]
+        table.attrs["recommended"] = [int(choice[0]), str(choice[1])]
+        table.attrs["recommendation"] = f"K = {choice[0]}, {choice[1]}, by {reason}."
     return table
 
 

@@ -98,6 +98,7 @@ def analyse(
     tune: int = 1000,
     chains: int = 2,
     backend: str = "jax",
+    priors: Any = None,
     random_state: int | None = None,
     progressbar: bool = False,
     restart_callback: Callable | None = None,
@@ -125,6 +126,9 @@ def analyse(
         The sampler's settings (:func:`bgmm.bayes.sample_posterior`); 1000, 1000, 2.
     backend : {"jax", "numba"}, default "jax"
         Compiler of the sampler's log density.
+    priors : bgmm.bayes.Priors, optional
+        The Bayesian model's priors (data-scaled defaults when omitted; see
+        :meth:`bgmm.bayes.Priors.sparse` for an over-fitted K).
     random_state : int, optional
         Seeds EM's restarts and the sampler: same seed, same result.
     progressbar : bool, default False
@@ -186,6 +190,7 @@ def analyse(
             data,
             n_components,
             em=em,
+            priors=priors,
             draws=draws,
             tune=tune,
             chains=chains,

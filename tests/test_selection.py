@@ -1,7 +1,10 @@
 import warnings
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from bgmm import GaussianMixtureEM, GMMParams, fit_em, load_old_faithful, simulate
 from bgmm.plots import plot_bic
@@ -43,6 +46,61 @@ def test_loo_beside_the_criteria(data):
     assert table.loc[1, "elpd_diff"] < -4 * table.loc[1, "dse"]
     assert table.loc[1, "p_worse"] > 0.99
     np.testing.assert_allclose(table["weight"].sum(), 1.0)
+    # both posteriors are single modes (short chains: r_hat may be listed): LOO trusted
+    assert table["loo_trusted"].all()
+    assert table["recommended"].tolist() == [False, True] and table.attrs["recommended_k"] == 3
+    assert table.attrs["recommendation"].startswith("K = 3, by LOO: the simplest")
+
+
+class _FakeLOO(NamedTuple):
+    elpd: float
+    se: float
+    p: float
+    pareto_k: np.ndarray
+    good_k: float
+
+
+def test_loo_is_flagged_where_it_cannot_be_trusted():
+    from bgmm.diagnostics import Diagnostics, Finding
+    from bgmm.selection import _LOO, _loo_columns
+
+    clean = Diagnostics(xr.Dataset(), ())
+    good = _FakeLOO(-500.0, 10.0, 10.0, np.full(100, 0.2), 0.7)
+    assert _loo_columns(_LOO(good, clean), 17)["loo_trusted"]
+    # iris at K = 5, as a new user saw it: bad Pareto k, p_loo far above the parameters
+    bad = good._replace(p=267.0, pareto_k=np.r_[np.full(17, 0.9), np.full(83, 0.2)])
+    modes = Finding("r_hat_modes", "r_hat after relabelling is means 1.53", "", "")
+    row = _loo_columns(_LOO(bad, Diagnostics(xr.Dataset(), (modes,))), 74)
+    assert not row["loo_trusted"] and row["pareto_k_bad"] == 17
+    assert row["loo_issues"] == (
+        "17 Pareto k above 0.7 (largest 0.90); p_loo 267.0 above the 74 parameters; "
+        "r_hat after relabelling is means 1.53"
+    )
+    for each in (  # each of the three alone is enough
+        _LOO(bad._replace(p=10.0), clean),
+        _LOO(good._replace(p=26.0), clean),
+        _LOO(good, Diagnostics(xr.Dataset(), (modes,))),
+    ):
+        assert not _loo_columns(each, 17)["loo_trusted"]
+    # listed but still trusted: one high k, p_loo a little above p, r_hat of short chains
+    one = good._replace(p=18.7, pareto_k=np.r_[0.87, np.full(199, 0.2)])
+    short = Finding("r_hat", "r_hat after relabelling is covariances 1.03", "", "")
+    row = _loo_columns(_LOO(one, Diagnostics(xr.Dataset(), (short,))), 17)
+    assert row["loo_trusted"] and row["loo_issues"].count(";") == 2
+    ess = Finding("ess", "ESS", "", "")  # not a LOO matter at all
+    assert _loo_columns(_LOO(good, Diagnostics(xr.Dataset(), (ess,))), 17)["loo_issues"] == ""
+
+
+def test_recommendation_falls_back_to_bic_when_loo_is_trusted_nowhere():
+    from bgmm.selection import _recommend
+
+    table = pd.DataFrame(
+        {"bic": [900.0, 800.0, 850.0], "elpd_loo": [-450.0, -400.0, -390.0]},
+        index=pd.Index([1, 2, 3], name="k"),
+    )
+    table["loo_trusted"] = False
+    choice, reason = _recommend(table, {}, str, "k")
+    assert choice == 2 and reason.startswith("BIC: LOO cannot be trusted for any model")
 
 
 def test_loo_for_a_single_k(data):
@@ -99,7 +157,7 @@ def test_select_model_bad_families(data):
 def test_select_model_loo_for_the_families_the_bayesian_model_has(data):
     import arviz_stats as azs
 
-    from bgmm.bayes import sample_posterior
+    from bgmm.bayes import SamplingWarning, sample_posterior
 
     settings = {"draws": 150, "tune": 150, "chains": 2}
     table = select_model(data, [1, 3], "EII,VEV", random_state=0, loo=True, **settings)
@@ -111,7 +169,9 @@ def test_select_model_loo_for_the_families_the_bayesian_model_has(data):
     assert (vev["note"] == "no Bayesian model of this family (no LOO)").all()
     # the cell's LOO is that of the posterior started at the cell's EM fit, same seed
     em = fit_em(data, 3, covariance_type="EII", init_params="auto", n_init=10, random_state=0)
-    tree = sample_posterior(data, 3, em=em, random_seed=0, progressbar=False, **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # select_model records, not warns
+        tree = sample_posterior(data, 3, em=em, random_seed=0, progressbar=False, **settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shape parameter of Pareto.*")
         direct = float(azs.loo(tree).elpd)

@@ -4,7 +4,7 @@ Depends on the data layer, and on :mod:`bgmm.em` for the starting point and the 
 the PyMC model itself shares no graph with the EM solver.
 """
 
-from bgmm.bayes.membership import draw_memberships, membership
+from bgmm.bayes.membership import draw_memberships, membership, n_clusters
 from bgmm.bayes.model import (
     BAYES_FAMILIES,
     bayes_family,
@@ -34,4 +34,5 @@ __all__ = [
     "relabel_dataset",
     "draw_memberships",
     "membership",
+    "n_clusters",
 ]

@@ -9,7 +9,7 @@ from scipy.special import logsumexp
 from bgmm.data import GMMData, as_data, require_in_memory
 from bgmm.exceptions import InputValueError
 
-__all__ = ["draw_memberships", "membership"]
+__all__ = ["draw_memberships", "membership", "n_clusters"]
 
 
 def draw_memberships(
@@ -50,6 +50,69 @@ def draw_memberships(
     return np.exp(log_resp).transpose(0, 2, 1)
 
 
+def _stacked(post: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    stacked = post[["weights", "means", "covariances"]].stack(sample=("chain", "draw"))
+    return (
+        stacked["weights"].transpose("sample", "component").values,
+        stacked["means"].transpose("sample", "component", "feature").values,
+        stacked["covariances"].transpose("sample", "component", "feature", "feature_bis").values,
+    )
+
+
+def n_clusters(posterior, data, *, random_seed=None, chunk: int = 200) -> xr.Dataset:
+    r"""Posterior of the number of non-empty components :math:`K_+`.
+
+    The sparse finite mixture's estimate of the number of clusters (Malsiner-Walli,
+    Frühwirth-Schnatter & Grün 2016): at every draw :math:`s`, allocations
+    :math:`z_n \sim \mathrm{Cat}(\gamma^{(s)}_n)` are drawn from the memberships (the model
+    marginalises :math:`z`, so they are drawn here, given the draw's parameters), and
+    :math:`K_+^{(s)}` counts the components that received at least one observation.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree or Dataset
+        With ``weights``, ``means`` and ``covariances``.
+    data : GMMData or anything :func:`bgmm.as_data` reads
+        The observations.
+    random_seed : int, optional
+        Seeds the allocations: same seed, same counts.
+    chunk : int
+        Draws processed at once (bounds memory).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``n_nonempty (chain, draw)``: :math:`K_+^{(s)}`; ``probability (n_clusters)``: its
+        posterior distribution over 1..K; attrs ``mode`` (the most probable value).
+    """
+    data = data if isinstance(data, GMMData) else as_data(data)
+    require_in_memory(data, "the number of clusters")
+    post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior
+    w, mu, cov = _stacked(post)
+    X = np.asarray(data.values)
+    rng = np.random.default_rng(random_seed)
+    k = w.shape[1]
+    counts = np.empty(w.shape[0], dtype=np.int64)
+    for i in range(0, w.shape[0], chunk):
+        resp = draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov[i : i + chunk], X)
+        u = rng.uniform(size=resp.shape[:2])[..., None]
+        z = (np.cumsum(resp, axis=-1) < u).sum(axis=-1).clip(max=k - 1)  # (S, N)
+        occupied = np.zeros((z.shape[0], k), dtype=bool)
+        np.put_along_axis(occupied, z, True, axis=1)
+        counts[i : i + chunk] = occupied.sum(axis=1)
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    values = np.arange(1, k + 1)
+    probability = np.array([(counts == v).mean() for v in values])
+    return xr.Dataset(
+        {
+            "n_nonempty": (("chain", "draw"), counts.reshape(shape)),
+            "probability": ("n_clusters", probability),
+        },
+        coords={"chain": post["chain"].values, "draw": post["draw"].values, "n_clusters": values},
+        attrs={"mode": int(values[probability.argmax()]), "random_seed": str(random_seed)},
+    )
+
+
 def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: int = 500):
     r"""Posterior membership of every observation.
 
@@ -78,10 +141,7 @@ def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: i
     data = data if isinstance(data, GMMData) else as_data(data)
     require_in_memory(data, "the posterior membership")
     post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior
-    stacked = post[["weights", "means", "covariances"]].stack(sample=("chain", "draw"))
-    w = stacked["weights"].transpose("sample", "component").values
-    mu = stacked["means"].transpose("sample", "component", "feature").values
-    cov = stacked["covariances"].transpose("sample", "component", "feature", "feature_bis").values
+    w, mu, cov = _stacked(post)
     X = np.asarray(data.values)
     resp = np.concatenate(
         [

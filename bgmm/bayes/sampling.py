@@ -12,7 +12,7 @@ import pymc as pm
 import xarray as xr
 
 from bgmm._validation import check_number
-from bgmm.bayes.membership import membership
+from bgmm.bayes.membership import membership, n_clusters
 from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
@@ -156,9 +156,10 @@ def sample_posterior(
         and draw), ``observed_data``, ``relabeling`` (``permutation``, ``cost``,
         ``cost_margin`` per draw; r_hat of each variable before and after relabelling),
         ``em`` (the EM estimate with the same names and dims) and ``membership``
-        (see :func:`bgmm.bayes.membership`) and ``diagnostics`` (see
-        :func:`bgmm.diagnostics.diagnose`). Settings and package versions are in
-        ``attrs``.
+        (see :func:`bgmm.bayes.membership`), ``diagnostics`` (see
+        :func:`bgmm.diagnostics.diagnose`) and, with a sparse prior
+        (:meth:`Priors.sparse`), ``n_clusters`` (:func:`bgmm.bayes.n_clusters`).
+        Settings and package versions are in ``attrs``.
 
     Raises
     ------
@@ -272,6 +273,11 @@ def sample_posterior(
     em_ds = params.to_dataset(data.feature_names, raw["component"].values.tolist())
     tree["em"] = xr.DataTree(em_ds)
     tree["membership"] = xr.DataTree(membership(relabelled, data, em_resp))
+    sparse = model.bgmm_priors.is_sparse
+    if sparse:  # the sparse finite mixture's estimate of the number of clusters
+        tree["n_clusters"] = xr.DataTree(
+            n_clusters(relabelled, data, random_seed=int(rng.integers(2**31 - 1)))
+        )
     settings = {
         "n_components": k,
         "covariance_type": family.name,
@@ -293,7 +299,7 @@ def sample_posterior(
     tree.attrs.update(
         {"bgmm_settings": json.dumps(settings), "bgmm_versions": json.dumps(package_versions())}
     )
-    diagnostics = diagnose(tree, data.n_samples)
+    diagnostics = diagnose(tree, data.n_samples, sparse=sparse)
     tree["diagnostics"] = xr.DataTree(diagnostics.dataset)
     _warn(diagnostics)
     return tree

@@ -244,3 +244,20 @@ def test_bad_model_input():
         build_model(load_old_faithful(), 300)
     with pytest.raises(TypeError, match=re.escape("priors must be a bgmm.bayes.Priors, got dict")):
         build_model(load_old_faithful(), 2, {"lkj_eta": 1.0})
+
+
+def test_the_two_alternative_weight_priors():
+    data = load_old_faithful()
+    populated = Priors.populated().resolve(data, 3)
+    np.testing.assert_array_equal(populated.weights_concentration, [4.0] * 3)
+    sparse = Priors.sparse(lkj_eta=3.0)
+    assert sparse.is_sparse and not Priors().is_sparse and not Priors.populated().is_sparse
+    assert sparse.lkj_eta == 3.0 and sparse.resolve(data, 2).weights_concentration[0] == 0.01
+    with pytest.raises(ValueError, match=r"a populated prior needs a concentration above 1"):
+        Priors.populated(0.5)
+    with pytest.raises(ValueError, match=r"a sparse prior needs a concentration in \(0, 1\)"):
+        Priors.sparse(2.0)
+    # the Dirichlet's own density: alpha = 0.01 puts its mass near the simplex's corners
+    with build_model(data, 3, Priors.sparse()):
+        draws = pm.draw(pm.modelcontext(None)["weights"], draws=2000, random_seed=1)
+    assert np.mean(draws.max(axis=1) > 0.99) > 0.9

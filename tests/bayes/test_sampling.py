@@ -259,3 +259,33 @@ def test_diagonal_family_end_to_end(simulated):
     assert table.loc[rows, "em_in_hdi"].all()
     with pytest.raises(ValueError, match="sampled with covariance_type='VVI' but the EM fit"):
         compare(full, tree)
+
+
+def test_number_of_nonempty_components_counts_drawn_allocations():
+    from bgmm.bayes import n_clusters
+    from bgmm.plots import plot_n_clusters
+
+    # Two clusters, a posterior of three components whose third is empty in every draw
+    # (weight 1e-12) except a tenth of the draws, where it takes a share of cluster 0.
+    sim = simulate(TRUTH, 200, random_state=4)
+    n_chain, n_draw = 2, 50
+    shape = (n_chain, n_draw)
+    w = np.broadcast_to([0.4, 0.6 - 1e-12, 1e-12], (*shape, 3)).copy()
+    w[:, :5] = [0.2, 0.6, 0.2]
+    means = np.broadcast_to(np.r_[TRUTH.means, TRUTH.means[:1]], (*shape, 3, 2))
+    cov = np.broadcast_to(np.r_[TRUTH.covariances, TRUTH.covariances[:1]], (*shape, 3, 2, 2))
+    post = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), w),
+            "means": (("chain", "draw", "component", "feature"), means),
+            "covariances": (("chain", "draw", "component", "feature", "feature_bis"), cov),
+        },
+        coords={"chain": [0, 1], "draw": np.arange(n_draw), "component": [0, 1, 2]},
+    )
+    out = n_clusters(post, sim.data, random_seed=0)
+    assert out["n_nonempty"].shape == shape
+    np.testing.assert_allclose(out["probability"].values, [0.0, 0.9, 0.1])
+    assert out.attrs["mode"] == 2
+    xr.testing.assert_identical(out, n_clusters(post, sim.data, random_seed=0))
+    fig = plot_n_clusters(out)
+    assert len(fig.axes[0].patches) == 3
