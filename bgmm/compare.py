@@ -481,4 +481,18 @@ def compare(
         expected_se_ratio=1.0 if same_rows else float(np.sqrt(data.n_samples / n_em)),
         same_rows=same_rows,
     )
+    if "n_clusters" in posterior.children:  # a sparse finite mixture
+        k_plus = posterior["n_clusters"].to_dataset()
+        mode, k = int(k_plus.attrs["mode"]), post.sizes["component"]
+        if mode < k:
+            p = float(k_plus["probability"].sel(n_clusters=mode))
+            verdict = Verdict(
+                "disagrees",
+                (
+                    f"the sparse prior left {mode} of the {k} components non-empty "
+                    f"(posterior probability {p:.2f}) where EM fits {k}: compare with an EM "
+                    f"fit at K = {mode}",
+                    *verdict.reasons,
+                ),
+            )
     return replace(comparison, verdict=verdict)

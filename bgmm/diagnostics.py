@@ -213,8 +213,11 @@ def diagnose(
     weights = post["weights"].transpose("chain", "draw", "component")
     vanishing = (weights < 1.0 / n_samples).mean("draw")
     if sparse:
-        kept = ~(vanishing > VANISHING_SHARE).any("chain")
-        post = post.isel(component=np.flatnonzero(kept.values))
+        # Check the components non-empty in every chain; if the chains emptied different
+        # ones, none is, and all are checked (the chains then disagree on the labels).
+        kept = np.flatnonzero(~(vanishing > VANISHING_SHARE).any("chain").values)
+        if kept.size:
+            post = post.isel(component=kept)
     # A constant entry (the weight of a single component, the zeros off a diagonal
     # covariance) has no r_hat or ESS: left out.
     varies = post.std(("chain", "draw")) > 0

@@ -138,3 +138,20 @@ def test_findings_survive_the_dataset():
     diag = run(groups)
     again = Diagnostics.from_dataset(diag.dataset)
     assert again.findings == diag.findings and not again.single_mode
+
+
+def test_a_sparse_prior_empties_components_on_purpose():
+    groups = make_tree(n_obs=200)
+    w = groups["posterior"]["weights"].values
+    w[:, :, 1] = 1e-6  # component 1 empty in every chain: the sparse prior's intent
+    groups["posterior"]["means"][:, :, 1] = np.random.default_rng(5).normal(
+        scale=10, size=(4, 400, 2)
+    )  # its mean a prior draw
+    assert "vanishing" in {f.check for f in run(groups).findings}
+    diag = diagnose(xr.DataTree.from_dict(groups), sparse=True)
+    assert diag.clean, diag.message()
+    assert float(diag.dataset["vanishing_share"].sel(component=1).min()) == 1.0
+    # chains that emptied different components: nothing is left out, and r_hat shows it
+    w[:2, :, 0], w[:2, :, 1] = 1e-6, 0.6
+    diag = diagnose(xr.DataTree.from_dict(groups), sparse=True)
+    assert not diag.single_mode
