@@ -66,7 +66,7 @@ VERDICTS = ("agrees", "disagrees", "unreliable", "not_single_mode")
 #: Accepted EM SE / posterior sd (after dividing by its expected value sqrt(n / N_EM)).
 SE_RATIO_BAND = (2.0 / 3.0, 1.5)
 
-#: |z| above which an EM fit of other rows (a subsample posterior) disagrees.
+#: The absolute z above which an EM fit of other rows (a subsample posterior) disagrees.
 Z_LIMIT = 3.0
 
 #: Rows of the table named in a reason, at most.

@@ -55,13 +55,21 @@ __all__ = [
     "diagnose",
 ]
 
+#: Largest rank-normalised split r_hat of a clean sample (Vehtari et al. 2021).
 RHAT_MAX = 1.01
+#: Above this r_hat the chains are in different places: not a single mode.
 RHAT_MODES = 1.1
+#: Smallest bulk and tail ESS per chain (Vehtari et al. 2021).
 ESS_PER_CHAIN_MIN = 100
+#: Share of a chain's draws with a weight below 1/N that makes a component vanishing.
 VANISHING_SHARE = 0.05
+#: Smallest E-BFMI of a chain (Betancourt 2016).
 EBFMI_MIN = 0.3
+#: Share of a chain's draws at the maximum tree depth that is flagged.
 TREE_DEPTH_SHARE = 0.05
+#: Relabelling cost margin (squared Mahalanobis units) below which a draw's labels tie.
 AMBIGUOUS_MARGIN = 1.0
+#: Share of a chain's draws with tied labels that is flagged.
 AMBIGUOUS_SHARE = 0.05
 
 #: Findings that mean the sample is not one mode (the others: unreliable summaries).
@@ -71,7 +79,7 @@ MULTIMODAL = ("r_hat_modes", "vanishing", "modes", "label_switching")
 _MAX_DEPTH = ("maxdepth_reached", "reached_max_treedepth")
 
 
-class Finding(NamedTuple):
+class Finding(NamedTuple):  # numpydoc ignore=PR01
     """One failed check.
 
     Attributes

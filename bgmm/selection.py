@@ -30,7 +30,15 @@ from bgmm.data import GMMData, as_data, check_n_components
 from bgmm.em import EMResult, fit_em
 from bgmm.exceptions import ConvergenceWarning, InputValueError, SingularCovarianceError
 
-__all__ = ["bic_table", "n_parameters", "select_k", "select_model"]
+__all__ = [
+    "PARETO_BAD_SHARE",
+    "PARETO_K_MAX",
+    "P_LOO_FACTOR",
+    "bic_table",
+    "n_parameters",
+    "select_k",
+    "select_model",
+]
 
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str = "full") -> int:
@@ -164,20 +172,21 @@ class _Sampling(NamedTuple):
     progressbar: bool
 
 
-#: Above this Pareto k the PSIS estimate of an observation's LOO term is unreliable
-#: (Vehtari et al. 2024, "Pareto smoothed importance sampling", JMLR 25).
+#: Above this Pareto k an observation's PSIS-LOO term is unreliable (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
 
-#: LOO is not trusted when more than this share of observations (and more than one) has a
-#: Pareto k above PARETO_K_MAX: a few such terms move elpd by less than its standard error,
-#: many make the estimate itself unreliable (iris at K = 5: 17 of 150).
+#: Share of observations with a high Pareto k above which LOO is not trusted.
+#:
+#: A few such terms move elpd by less than its standard error; many make the estimate
+#: itself unreliable (iris at K = 5: 17 of 150). One is always allowed.
 PARETO_BAD_SHARE = 0.01
 
-#: LOO is not trusted when p_loo exceeds this multiple of the number of parameters. p_loo
-#: above p is the loo package's sign of a badly misspecified model (Vehtari et al. 2017);
-#: the factor absorbs the PSIS error of p_loo itself, which the high-k terms inflate (three
-#: well separated clusters, N = 200, K = 3: p_loo 18.7 for 17 parameters, one k of 0.87;
-#: iris at K = 5: 267 for 74).
+#: Multiple of the number of parameters above which p_loo makes LOO untrusted.
+#:
+#: p_loo above p is the loo package's sign of a badly misspecified model (Vehtari et al.
+#: 2017); the factor absorbs the PSIS error of p_loo itself, which the high-k terms inflate
+#: (three well separated clusters, N = 200, K = 3: p_loo 18.7 for 17 parameters with one
+#: k of 0.87; iris at K = 5: 267 for 74).
 P_LOO_FACTOR = 1.5
 
 #: Diagnostics findings reported beside LOO; the multimodal ones make it untrusted.

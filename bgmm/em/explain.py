@@ -4,7 +4,7 @@ r"""The worked example's first EM iteration, number by number, as the source doc
 document's starting point: the Gaussian normalising constants
 :math:`(2\pi)^{d/2} |\Sigma_k|^{1/2}`, the squared Mahalanobis distances, the densities, the
 responsibilities :math:`\gamma`, :math:`N_k` and the updated parameters. The document rounds
-by hand (four significant digits, a constant of 62.83); :attr:`WorkedIteration.hand_densities`
+by hand (four significant digits, a constant of 62.83); ``WorkedIteration.hand_densities``
 repeats that arithmetic beside the exact values so that a reader can check both. ``bgmm
 explain`` prints this object and computes nothing itself.
 """
