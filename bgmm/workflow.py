@@ -99,6 +99,7 @@ def analyse(
     chains: int = 2,
     backend: str = "jax",
     priors: Any = None,
+    relabel: str = "em",
     random_state: int | None = None,
     progressbar: bool = False,
     restart_callback: Callable | None = None,
@@ -129,6 +130,8 @@ def analyse(
     priors : bgmm.bayes.Priors, optional
         The Bayesian model's priors (data-scaled defaults when omitted; see
         :meth:`bgmm.bayes.Priors.sparse` for an over-fitted K).
+    relabel : {"em", "stephens", "ecr"}, default "em"
+        The relabelling of the draws (:func:`bgmm.bayes.sample_posterior`).
     random_state : int, optional
         Seeds EM's restarts and the sampler: same seed, same result.
     progressbar : bool, default False
@@ -191,6 +194,7 @@ def analyse(
             n_components,
             em=em,
             priors=priors,
+            relabel=relabel,
             draws=draws,
             tune=tune,
             chains=chains,

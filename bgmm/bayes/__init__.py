@@ -13,7 +13,15 @@ from bgmm.bayes.model import (
     model_coords,
 )
 from bgmm.bayes.priors import Priors
-from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
+from bgmm.bayes.relabel import (
+    Relabelling,
+    assignment_costs,
+    ecr_iterative_relabel,
+    ecr_relabel,
+    match_to_reference,
+    relabel_dataset,
+    stephens_relabel,
+)
 from bgmm.bayes.sampling import CONTRACT_VARIABLES, SamplingWarning, sample_posterior
 
 __all__ = [
@@ -32,6 +40,10 @@ __all__ = [
     "assignment_costs",
     "match_to_reference",
     "relabel_dataset",
+    "Relabelling",
+    "stephens_relabel",
+    "ecr_relabel",
+    "ecr_iterative_relabel",
     "draw_memberships",
     "membership",
     "n_clusters",

@@ -12,10 +12,16 @@ import pymc as pm
 import xarray as xr
 
 from bgmm._validation import check_number
-from bgmm.bayes.membership import membership, n_clusters
+from bgmm.bayes.membership import draw_memberships, membership, n_clusters
 from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
-from bgmm.bayes.relabel import assignment_costs, match_to_reference, relabel_dataset
+from bgmm.bayes.relabel import (
+    assignment_costs,
+    ecr_relabel,
+    match_to_reference,
+    relabel_dataset,
+    stephens_relabel,
+)
 from bgmm.contract import CONTRACT_VARIABLES, package_versions
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
 from bgmm.diagnostics import Diagnostics, diagnose
@@ -78,18 +84,112 @@ def _warn(diagnostics: Diagnostics) -> None:
         warnings.warn(diagnostics.message(), SamplingWarning, stacklevel=3)
 
 
-def _start_kwargs(model: pm.Model, sampler: str, backend: str) -> dict[str, Any]:
+#: The relabelling algorithms of ``sample_posterior(relabel=...)``.
+_RELABEL_METHODS = {
+    "em": "Hungarian assignment of posterior means to the EM means (Mahalanobis cost under "
+    "the EM covariances)",
+    "stephens": "Stephens (2000): KL divergence of every draw's memberships from their "
+    "consensus, started at the EM assignment; labels named after the EM components",
+    "ecr": "ECR (Papastamoulis & Iliopoulos 2010): every draw's MAP allocations agree as "
+    "often as possible with EM's MAP clustering (the pivot)",
+}
+
+
+def _whole_sample_source(raw, data, params, em_resp, em_source, method) -> np.ndarray:
+    """Permutations of a whole-sample algorithm, labels named after the EM components."""
+    stacked = raw.stack(sample=("chain", "draw"))
+    w = stacked["weights"].transpose("sample", "component").values
+    mu = stacked["means"].transpose("sample", "component", "feature").values
+    cov = stacked["covariances"].transpose("sample", "component", "feature", "feature_bis")
+    X, chunk = np.asarray(data.values), 500
+    probabilities = np.concatenate(
+        [
+            draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov.values[i : i + chunk], X)
+            for i in range(0, w.shape[0], chunk)
+        ]
+    )  # (S, N, K): p(z_n = j | x_n, theta_s) for the sampled component j
+    k = w.shape[1]
+    if method == "ecr":
+        if em_resp is None:  # EM's memberships at its estimate
+            em_resp = draw_memberships(
+                np.asarray(params.weights)[None],
+                np.asarray(params.means)[None],
+                np.asarray(params.covariances)[None],
+                X,
+            )[0]
+        pivot = np.asarray(em_resp).argmax(axis=1)
+        return ecr_relabel(probabilities.argmax(axis=2), pivot, k).source
+    source = stephens_relabel(probabilities, init=em_source).source
+    # Stephens' labels are consistent across draws but arbitrary: name each after the EM
+    # component its mean draws sit on (one assignment of the relabelled posterior means).
+    relabelled = np.take_along_axis(mu, source[:, :, None], axis=1).mean(axis=0)
+    order, _, _ = match_to_reference(assignment_costs(relabelled[None], params))
+    return source[:, order[0]]
+
+
+def _start_kwargs(model: pm.Model, sampler: str, backend: str, jitter: bool) -> dict[str, Any]:
     """How each sampler compiles the model and jitters the common starting point, per chain.
 
     nutpie draws one initial point per chain from PyMC's initial-point function with
     ``jitter_rvs``; PyMC's NUTS does the same with ``init="jitter+adapt_diag"``. Both add
-    uniform [-1, 1] noise in the unconstrained space to every free variable. ``backend``
-    picks the PyTensor linker of the log density and its gradient.
+    uniform [-1, 1] noise in the unconstrained space to every free variable (none without
+    ``jitter``). ``backend`` picks the PyTensor linker of the log density and its gradient.
     """
     mode = backend.upper()
     if sampler == "nutpie":
-        return {"compile_kwargs": {"jitter_rvs": set(model.free_RVs), "mode": mode}}
-    return {"init": "jitter+adapt_diag", "cores": 1, "compile_kwargs": {"mode": mode}}
+        rvs = set(model.free_RVs) if jitter else set()
+        return {"compile_kwargs": {"jitter_rvs": rvs, "mode": mode}}
+    init = "jitter+adapt_diag" if jitter else "adapt_diag"
+    return {"init": init, "cores": 1, "compile_kwargs": {"mode": mode}}
+
+
+def _failed_start(exc: Exception) -> bool:
+    """Whether the sampler could not start from any of its (jittered) initial points."""
+    text = str(exc)
+    return "initialization points failed" in text or "Initial evaluation" in text
+
+
+def _nudged(model: pm.Model, initvals: dict, seed: int) -> dict:
+    """The EM start moved by a thousandth of each feature's sd (means) and of the weights.
+
+    EM's estimate is a stationary point of the likelihood, so with a symmetric Dirichlet and
+    equal weights a coordinate of the log density's gradient can be exactly 0 there, which
+    nutpie's gradient-based initial mass matrix cannot take.
+    """
+    rng = np.random.default_rng(seed)
+    out = dict(initvals)
+    scale = np.asarray(model.bgmm_priors.sd_scale)
+    out["means"] = initvals["means"] + 1e-3 * scale * rng.standard_normal(initvals["means"].shape)
+    weights = initvals["weights"] * np.exp(1e-3 * rng.standard_normal(initvals["weights"].shape))
+    out["weights"] = weights / weights.sum()
+    return out
+
+
+def _sample(model, initvals, sampler, backend, progressbar, **settings) -> tuple[Any, bool]:
+    """Run NUTS from the jittered EM start, or, where no jittered start is valid, nudged.
+
+    A jitter of +-1 in the unconstrained space can throw a narrow component's mean many of
+    its sds away, where the density and its gradient underflow (a component with sd 0.085
+    in one feature, seen in the SBC run); the chains then start at the EM estimate moved by
+    a thousandth of an sd (:func:`_nudged`) and separate by their own randomness.
+    """
+    for jitter in (True, False):
+        start = initvals if jitter else _nudged(model, initvals, settings["random_seed"])
+        try:
+            with model:
+                tree = pm.sample(
+                    nuts_sampler=sampler,
+                    initvals=start,
+                    progressbar=progressbar,
+                    compute_convergence_checks=False,
+                    **settings,
+                    **_start_kwargs(model, sampler, backend, jitter),
+                )
+            return tree, jitter
+        except (RuntimeError, pm.exceptions.SamplingError) as exc:
+            if not (jitter and _failed_start(exc)):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def sample_posterior(
@@ -104,6 +204,7 @@ def sample_posterior(
     chains: int = 4,
     sampler: str = "nutpie",
     backend: str = "jax",
+    relabel: str = "em",
     random_seed: int | None = None,
     progressbar: bool = True,
     covariance_type: str | None = None,
@@ -139,6 +240,14 @@ def sample_posterior(
         seconds; numba takes tens of seconds for every new data set (nutpie's compiled
         model is not cached) and was then up to about 1.5 times faster per gradient in
         our measurements, which pays off only for long runs.
+    relabel : {"em", "stephens", "ecr"}, default "em"
+        How every draw gets the EM components' labels: ``"em"``, the Hungarian match of its
+        means to the EM means (draw by draw); ``"stephens"``, Stephens' (2000) KL
+        relabelling of the memberships over the whole sample (started at the EM match,
+        then named after the EM components); ``"ecr"``, ECR (Papastamoulis & Iliopoulos
+        2010): each draw's MAP allocations agree as often as possible with EM's MAP
+        clustering. The whole-sample algorithms need the memberships of every draw,
+        ``n_draws x n_samples x K`` numbers in memory (see :func:`stephens_relabel`).
     random_seed : int, optional
         Same seed, same draws.
     progressbar : bool, default True
@@ -188,6 +297,10 @@ def sample_posterior(
     chains = check_number("chains", chains, low=1, integer=True)
     if sampler not in _SAMPLERS:
         raise InputValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
+    if relabel not in _RELABEL_METHODS:
+        raise InputValueError(
+            f"relabel must be one of {tuple(_RELABEL_METHODS)}, got {relabel!r}."
+        )
     if backend not in _BACKENDS:
         raise InputValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
     if random_seed is not None:
@@ -224,19 +337,18 @@ def sample_posterior(
         )
     model = build_model(data, k, priors, covariance_type=family.name)
     initvals = initial_values(model, params)
-    kwargs = _start_kwargs(model, sampler, backend)
+    tree, jittered = _sample(
+        model,
+        initvals,
+        sampler,
+        backend,
+        progressbar,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=sample_seed,
+    )
     with model:
-        tree = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=sample_seed,
-            progressbar=progressbar,
-            nuts_sampler=sampler,
-            initvals=initvals,
-            compute_convergence_checks=False,
-            **kwargs,
-        )
         pm.compute_log_likelihood(
             tree, model=model, progressbar=False, compile_kwargs={"mode": backend.upper()}
         )
@@ -244,7 +356,11 @@ def sample_posterior(
     means = (
         raw["means"].stack(sample=("chain", "draw")).transpose("sample", "component", "feature")
     )
-    source, cost, margin = match_to_reference(assignment_costs(means.values, params))
+    costs = assignment_costs(means.values, params)
+    source, cost, margin = match_to_reference(costs)
+    if relabel != "em":
+        source = _whole_sample_source(raw, data, params, em_resp, source, relabel)
+        cost = np.take_along_axis(costs, source[:, None, :], axis=1)[:, 0, :].sum(axis=1)
     shape = (raw.sizes["chain"], raw.sizes["draw"])
     sample_coords = {"chain": raw["chain"].values, "draw": raw["draw"].values}
     source_da = xr.DataArray(
@@ -262,8 +378,7 @@ def sample_posterior(
         },
         coords=sample_coords,
         attrs={
-            "method": "Hungarian assignment of posterior means to the EM means "
-            "(Mahalanobis cost under the EM covariances)",
+            "method": _RELABEL_METHODS[relabel],
             "r_hat_before": json.dumps(rhat_before),
             "r_hat_after": json.dumps(rhat_after),
         },
@@ -286,7 +401,11 @@ def sample_posterior(
         "chains": chains,
         "sampler": sampler,
         "backend": backend,
+        "relabel": relabel,
         "random_seed": random_seed,
+        "start": "EM estimate, jittered per chain"
+        if jittered
+        else "EM estimate moved by 1e-3 sd: no jittered start had a finite gradient",
         "priors": {
             "weights_concentration": model.bgmm_priors.weights_concentration.tolist(),
             "means_loc": model.bgmm_priors.means_loc.tolist(),

@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -172,6 +173,7 @@ def test_numba_backend_is_selectable():
             "the Bayesian model has no covariance_type='VEV'; it has full (VVV), tied (EEE)",
         ),
         ({"em": None}, TypeError, "em must be an EMResult, a fitted GaussianMixtureEM"),
+        ({"relabel": "kl"}, ValueError, "relabel must be one of ('em', 'stephens', 'ecr')"),
         (
             {"resp": np.full((5, 2), 0.5)},
             ValueError,
@@ -289,3 +291,79 @@ def test_number_of_nonempty_components_counts_drawn_allocations():
     xr.testing.assert_identical(out, n_clusters(post, sim.data, random_seed=0))
     fig = plot_n_clusters(out)
     assert len(fig.axes[0].patches) == 3
+
+
+@pytest.mark.parametrize("method", ["em", "stephens", "ecr"])
+@pytest.mark.parametrize("switching", ["per draw", "per chain"])
+def test_every_relabelling_recovers_a_known_permutation(method, switching):
+    """Draws near the truth whose labels are permuted (known): each method undoes it and
+    names the components after EM's (here: the truth)."""
+    from bgmm.bayes.sampling import _whole_sample_source
+
+    truth = GMMParams.from_arrays(
+        [0.3, 0.3, 0.4],
+        [[0.0, 0.0], [5.0, 0.0], [2.0, 5.0]],
+        [np.eye(2) * 0.6, np.eye(2) * 0.8, [[1.0, 0.3], [0.3, 0.7]]],
+    )
+    data = simulate(truth, 150, random_state=3).data
+    rng = np.random.default_rng(7)
+    n_chain, n_draw, k = 2, 40, 3
+    if switching == "per draw":
+        perms = np.array([rng.permutation(k) for _ in range(n_chain * n_draw)])
+    else:
+        perms = np.repeat([[0, 1, 2], [2, 0, 1]], n_draw, axis=0)
+    shape = (n_chain, n_draw)
+    means = truth.means[perms] + rng.normal(scale=0.05, size=(n_chain * n_draw, k, 2))
+    raw = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), truth.weights[perms].reshape(*shape, k)),
+            "means": (("chain", "draw", "component", "feature"), means.reshape(*shape, k, 2)),
+            "covariances": (
+                ("chain", "draw", "component", "feature", "feature_bis"),
+                truth.covariances[perms].reshape(*shape, k, 2, 2),
+            ),
+        },
+        coords={"chain": [0, 1], "draw": np.arange(n_draw), "component": np.arange(k)},
+    )
+    stacked = raw["means"].stack(sample=("chain", "draw")).transpose("sample", ...)
+    em_source, _, _ = match_to_reference(assignment_costs(stacked.values, truth))
+    if method == "em":
+        source = em_source
+    else:  # the whole-sample algorithms start from a poor guess: the identity
+        start = np.tile(np.arange(k), (len(perms), 1))
+        source = _whole_sample_source(raw, data, truth, None, start, method)
+    np.testing.assert_array_equal(source, np.argsort(perms, axis=1))
+
+
+def test_a_start_no_jitter_can_use_is_nudged_instead(monkeypatch, simulated):
+    """A narrow component: every jittered start fails (seen in the SBC run); the chains
+    then start at the EM estimate moved by a thousandth of an sd, and the run says so."""
+    import pymc as pm
+
+    import bgmm.bayes.sampling as sampling
+
+    sim, em = simulated
+    calls, real = [], pm.sample
+
+    def sample(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise RuntimeError("All initialization points failed\n\nCaused by: ...")
+        return real(**kwargs)
+
+    monkeypatch.setattr(sampling.pm, "sample", sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # r_hat near 1.01 is not the point
+        tree = sample_posterior(sim.data, 2, em=em, **SETTINGS)
+    first, second = calls
+    assert first["compile_kwargs"]["jitter_rvs"] and not second["compile_kwargs"]["jitter_rvs"]
+    np.testing.assert_allclose(second["initvals"]["means"], em.means, atol=1e-2)
+    assert not np.array_equal(second["initvals"]["means"], em.means)
+    assert "moved by 1e-3 sd" in json.loads(tree.attrs["bgmm_settings"])["start"]
+
+    def broken(**kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(sampling.pm, "sample", broken)
+    with pytest.raises(RuntimeError, match="something else"):  # not retried
+        sample_posterior(sim.data, 2, em=em, **SETTINGS)
