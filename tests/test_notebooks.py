@@ -86,7 +86,16 @@ def test_no_library_logic_and_every_random_choice_seeded(source):
             assert "random_state" in call or "random_seed" in call or explicit_start, call
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+# The two longest (LOO over five K; a LocalCluster) run in the slow suite and in
+# `make notebooks`, to keep the default suite under a quarter of an hour.
+SLOW_NOTEBOOKS = ("04_choosing_k", "05_larger_than_memory")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [pytest.param(s, marks=pytest.mark.slow) if s.stem in SLOW_NOTEBOOKS else s for s in SOURCES],
+    ids=lambda p: p.stem,
+)
 def test_notebook_runs_top_to_bottom(source, monkeypatch):
     monkeypatch.setenv("BGMM_NOTEBOOK_DRAWS", CI_DRAWS)
     monkeypatch.setenv("BGMM_NOTEBOOK_FAMILIES", CI_FAMILIES)

@@ -130,6 +130,7 @@ def test_pymc_nuts_is_selectable():
     assert json.loads(out.attrs["bgmm_settings"])["sampler"] == "pymc"
 
 
+@pytest.mark.slow  # 30 s of numba compilation
 def test_numba_backend_is_selectable():
     # A small model (K = 1): numba compiles every new model for tens of seconds.
     data = as_data(np.random.default_rng(0).normal(size=(40, 2)))
@@ -205,7 +206,7 @@ def test_chains_start_at_the_em_estimate_jittered_per_chain(sampler, simulated):
 
     sim, em = simulated
     model = build_model(sim.data, 2)
-    kwargs = _start_kwargs(model, sampler, "jax")
+    kwargs = _start_kwargs(model, sampler, "jax", jitter=True)
     assert kwargs["compile_kwargs"]["mode"] == "JAX"
     if sampler == "nutpie":
         jitter = kwargs["compile_kwargs"]["jitter_rvs"]

@@ -280,6 +280,7 @@ def assert_same_steps(got, want, rtol=1e-10):
         np.testing.assert_allclose(got.history[field], want.history[field], atol=rtol * nats)
 
 
+@pytest.mark.slow  # 30 s; the CLI test fits on a LocalCluster, test_dask on threads
 def test_families_take_the_in_memory_steps_on_a_local_cluster(three_clusters, cluster_data):
     """Five iterations of one family per structure, to 1e-10 (all 14 fits: the slow test).
 

@@ -78,6 +78,7 @@ def wald_coverage(n_rep, seed0=1000):
     return np.mean(hits, axis=0)
 
 
+@pytest.mark.slow  # 50 s; the SEs are checked against a numerical Hessian in the default suite
 def test_wald_intervals_cover_the_truth_at_the_nominal_rate():
     coverage = wald_coverage(150)
     assert 0.92 <= coverage.mean() <= 0.975, coverage
