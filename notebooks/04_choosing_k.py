@@ -106,16 +106,18 @@ plot_select_k(table)
 #   ArviZ's threshold): with more components than the data support, a few points
 #   dominate a component and LOO's estimate for them should not be trusted.
 # * LOO here uses the same posterior sampler as the rest of bgmm, started at each K's EM
-#   estimate; for a K the data do not support, that posterior can be multimodal and the
-#   sampler's warnings (if any) say so.
+#   estimate. For a K the data do not support, that posterior can be multimodal, and its
+#   LOO then cannot be trusted however large its stacking weight: `loo_trusted` and
+#   `loo_issues` say so for each K (Pareto $\hat k$ above 0.7 for more than 1% of the
+#   points, `p_loo` above 1.5 times the number of parameters, chains in different modes or
+#   an emptied component), and `select_k` recommends the simplest K that LOO trusts within
+#   two `dse` of the best trusted K, with its reason.
 
 # %%
-table[["elpd_loo", "elpd_diff", "dse", "p_worse", "weight"]]
+table[["elpd_loo", "elpd_diff", "dse", "weight", "loo_trusted", "loo_issues", "recommended"]]
 
 # %%
-best_loo = int(table["elpd_loo"].idxmax())
-close = table.index[table["elpd_diff"] >= -2 * table["dse"]]
-print(f"best K by LOO: {best_loo}; within 2 dse of it: {list(close)}; smallest: {min(close)}")
+print(table.attrs["recommendation"])
 
 # %% [markdown]
 # ## K and the covariance family together: mclust's BIC table on Old Faithful
