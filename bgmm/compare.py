@@ -240,7 +240,7 @@ def judge(
         )
     ds = diagnostics.dataset
     reasons.append(
-        f"diagnostics clean (r_hat at most {float(ds['r_hat'].max()):.3g}, ESS per chain at "
+        f"diagnostics clean (r_hat at most {float(ds['r_hat'].max()):.3f}, ESS per chain at "
         f"least {float(min(ds['ess_bulk_per_chain'].min(), ds['ess_tail_per_chain'].min())):.0f})"
     )
     return Verdict("agrees", tuple(reasons))

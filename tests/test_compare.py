@@ -153,6 +153,7 @@ def test_verdict_agrees_on_clean_agreeing_numbers():
     assert verdict.status == "agrees" and verdict.single_mode
     assert "all 3 free parameters' EM values inside the 94% HDIs" in verdict.reasons[0]
     assert "SE ratios 0.95 to 1.1" in verdict.reasons[1]
+    assert "r_hat at most 1.0" in verdict.reasons[2]
     assert str(verdict).startswith("The posterior agrees with EM.")
 
 
