@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
 __all__ = [
     "InputError",
     "InputTypeError",
@@ -31,8 +33,12 @@ class InputTypeError(InputError, TypeError):
     """A value of the wrong type: text where numbers belong, an object bgmm cannot read."""
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``."""
+class ConvergenceWarning(SklearnConvergenceWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``.
+
+    A subclass of scikit-learn's ``ConvergenceWarning`` (itself a ``UserWarning``), so a
+    filter written for scikit-learn's mixtures also catches bgmm's.
+    """
 
 
 class SingularCovarianceWarning(UserWarning):

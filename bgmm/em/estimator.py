@@ -69,6 +69,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     converged_ : bool
     log_likelihood_ : float
         :math:`\ln p(X \mid \theta)` at the returned parameters, a sum over samples.
+    lower_bound_ : float
+        As in scikit-learn: the log-likelihood per sample, ``log_likelihood_`` divided by
+        the total sample weight (the bound equals it after an E step).
+    precisions_ : ndarray
+        :math:`\Sigma_k^{-1}`, in the shape of ``covariances_`` (absent when a covariance
+        is singular).
+    precisions_cholesky_ : ndarray
+        :math:`U_k` with :math:`\Sigma_k^{-1} = U_k U_k^T` (scikit-learn's convention), in
+        the shape of ``covariances_``.
     history_ : pandas.DataFrame
         Per iteration: ``log_likelihood``, ``q_value``, ``entropy``, ``lower_bound``,
         ``kl``, ``regularization_gap``.
@@ -165,6 +174,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.weights_ = np.array(result.weights)
         self.means_ = np.array(result.means)
         self.covariances_ = result.family.compact(result.covariances)
+        # scikit-learn's precisions: Sigma^-1 and its factor U with Sigma^-1 = U U^T (the
+        # transposed inverse of Sigma's lower Cholesky factor), in covariances_'s shape.
+        full = np.asarray(result.covariances)
+        if np.all(np.isfinite(full)) and np.all(np.linalg.eigvalsh(full)[:, 0] > 0):
+            factor = np.linalg.inv(np.linalg.cholesky(full)).transpose(0, 2, 1)
+            self.precisions_cholesky_ = result.family.compact(factor)
+            self.precisions_ = result.family.compact(factor @ factor.transpose(0, 2, 1))
+        self.lower_bound_ = result.log_likelihood / result.total_weight
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.log_likelihood_ = result.log_likelihood

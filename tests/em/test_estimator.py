@@ -116,3 +116,42 @@ def test_worked_example_through_the_estimator():
     np.testing.assert_allclose(m.means_, [[165, 60], [185, 80]], atol=1e-6)
     with pytest.raises(SingularCovarianceError, match="singular"):
         m.predict(ex.data.values)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_precisions_and_lower_bound_as_in_scikit_learn(covariance_type):
+    from sklearn.mixture import GaussianMixture
+
+    X = load_old_faithful().values
+    m = GaussianMixtureEM(2, covariance_type=covariance_type, random_state=0).fit(X)
+    full = m.result_.covariances
+    precision = np.linalg.inv(full)
+    np.testing.assert_allclose(m.result_.family.expand(m.precisions_, 2, 2), precision)
+    u = m.result_.family.expand(m.precisions_cholesky_, 2, 2)
+    if covariance_type in ("full", "tied"):
+        assert np.allclose(np.tril(u, -1), 0.0)  # upper triangular, as scikit-learn's
+    np.testing.assert_allclose(u @ np.swapaxes(u, 1, 2), precision, rtol=1e-10)
+    assert m.lower_bound_ == pytest.approx(m.log_likelihood_ / X.shape[0], rel=1e-12)
+    g = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    assert m.precisions_.shape == g.precisions_.shape
+    assert m.precisions_cholesky_.shape == g.precisions_cholesky_.shape
+    assert m.lower_bound_ == pytest.approx(g.lower_bound_, abs=1e-4)
+
+
+def test_public_modules_are_attributes_of_the_package_and_warnings_are_sklearns():
+    import subprocess
+    import sys
+
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    import bgmm
+
+    assert issubclass(bgmm.ConvergenceWarning, SklearnConvergenceWarning)
+    code = (
+        "import sys, bgmm; assert 'pymc' not in sys.modules; "
+        "assert bgmm.selection.select_k and bgmm.compare.compare and bgmm.io.save_fit; "
+        "assert 'pymc' not in sys.modules; assert bgmm.bayes.sample_posterior; "
+        "assert 'selection' in dir(bgmm)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
