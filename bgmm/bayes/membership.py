@@ -59,6 +59,16 @@ def _stacked(post: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+def _all_memberships(w, mu, cov, X: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """:func:`draw_memberships` of every draw, ``chunk`` draws at a time: (S, N, K)."""
+    return np.concatenate(
+        [
+            draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov[i : i + chunk], X)
+            for i in range(0, w.shape[0], chunk)
+        ]
+    )
+
+
 def n_clusters(posterior, data, *, random_seed=None, chunk: int = 200) -> xr.Dataset:
     r"""Posterior of the number of non-empty components :math:`K_+`.
 
@@ -143,12 +153,7 @@ def membership(posterior, data, em_resp=None, *, ci_prob: float = 0.94, chunk: i
     post = posterior["posterior"].to_dataset() if hasattr(posterior, "children") else posterior
     w, mu, cov = _stacked(post)
     X = np.asarray(data.values)
-    resp = np.concatenate(
-        [
-            draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov[i : i + chunk], X)
-            for i in range(0, w.shape[0], chunk)
-        ]
-    )
+    resp = _all_memberships(w, mu, cov, X, chunk)
     mean = resp.mean(axis=0)
     tail = (1.0 - ci_prob) / 2.0
     lower, upper = np.quantile(resp, [tail, 1.0 - tail], axis=0)

@@ -12,7 +12,13 @@ import pymc as pm
 import xarray as xr
 
 from bgmm._validation import check_number
-from bgmm.bayes.membership import draw_memberships, membership, n_clusters
+from bgmm.bayes.membership import (
+    _all_memberships,
+    _stacked,
+    draw_memberships,
+    membership,
+    n_clusters,
+)
 from bgmm.bayes.model import bayes_family, build_model, initial_values
 from bgmm.bayes.priors import Priors
 from bgmm.bayes.relabel import (
@@ -97,17 +103,10 @@ _RELABEL_METHODS = {
 
 def _whole_sample_source(raw, data, params, em_resp, em_source, method) -> np.ndarray:
     """Permutations of a whole-sample algorithm, labels named after the EM components."""
-    stacked = raw.stack(sample=("chain", "draw"))
-    w = stacked["weights"].transpose("sample", "component").values
-    mu = stacked["means"].transpose("sample", "component", "feature").values
-    cov = stacked["covariances"].transpose("sample", "component", "feature", "feature_bis")
-    X, chunk = np.asarray(data.values), 500
-    probabilities = np.concatenate(
-        [
-            draw_memberships(w[i : i + chunk], mu[i : i + chunk], cov.values[i : i + chunk], X)
-            for i in range(0, w.shape[0], chunk)
-        ]
-    )  # (S, N, K): p(z_n = j | x_n, theta_s) for the sampled component j
+    w, mu, cov = _stacked(raw)
+    X = np.asarray(data.values)
+    # (S, N, K): p(z_n = j | x_n, theta_s) for the sampled component j
+    probabilities = _all_memberships(w, mu, cov, X)
     k = w.shape[1]
     if method == "ecr":
         if em_resp is None:  # EM's memberships at its estimate
