@@ -11,6 +11,7 @@ writes the transpose (one column per sample).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +23,20 @@ import scipy.sparse
 import xarray as xr
 
 from bgmm._arrays import aligned_copy, all_finite, readonly
+from bgmm._spelling import option
+from bgmm._table import CSVTable, read_csv
 from bgmm._validation import check_number
-from bgmm.exceptions import InputTypeError, InputValueError
+from bgmm.exceptions import DataWarning, InputTypeError, InputValueError
 
 __all__ = [
+    "CSVTable",
     "GMMData",
     "RowLabels",
     "Standardization",
     "as_data",
     "check_features",
     "check_n_components",
+    "read_csv",
     "require_in_memory",
 ]
 
@@ -331,7 +336,8 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
         if missing:
             raise InputValueError(
                 f"column(s) {missing} not found in {source}; available columns: "
-                f"{[str(c) for c in df.columns]}. Pass existing names with columns=[...]."
+                f"{[str(c) for c in df.columns]}. Pass existing names with "
+                f"{option('columns', '[...]', 'a,b')}."
             )
         df = df[columns]
     _check_not_empty(df.shape, source)
@@ -347,7 +353,8 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
         }
         raise InputTypeError(
             f"non-numeric column(s) {non_numeric} in {source} (first values: {examples}); "
-            f"choose numeric columns by name with columns=[...] or convert them to numbers."
+            f"choose numeric columns by name with {option('columns', '[...]', 'a,b')} or "
+            f"convert them to numbers."
         )
     values = df.to_numpy(dtype=np.float64)
     index = df.index
@@ -356,31 +363,26 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
     return values, tuple(str(c) for c in df.columns), rows
 
 
-def _read_csv(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
-    if not path.exists():
-        raise InputValueError(f"data file '{path}' does not exist; check the path.")
-    if path.is_dir():
-        raise InputValueError(f"data file '{path}' is a directory; pass the path of a CSV file.")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
-    except OSError as exc:
-        raise InputValueError(f"data file '{path}' cannot be read ({exc.strerror}).") from None
-    if not head.strip():
-        raise InputValueError(f"data file '{path}' is empty; it needs a header row and data rows.")
-    if b"\x00" in head:
-        raise InputValueError(
-            f"data file '{path}' is binary, not a text CSV file; export the data as CSV."
+def _read_path(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
+    """A CSV file through :func:`read_csv` (its defaults), warning about what it left out."""
+    table = read_csv(path, columns=columns)
+    _warn_left_out(table)
+    return _from_table(table)
+
+
+def _warn_left_out(table: CSVTable) -> None:
+    if table.skipped or table.dropped_lines:
+        warnings.warn(
+            f"reading '{table.path}': " + "; ".join(table.notes),
+            DataWarning,
+            stacklevel=4,
         )
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputValueError(
-            f"data file '{path}' could not be parsed as CSV ({exc}); "
-            f"check the delimiter and that every row has the same number of fields."
-        ) from None
-    values, names, _ = _from_frame(df, columns, f"'{path}'")
-    return values, names, RowLabels(len(df))
+
+
+def _from_table(table: CSVTable) -> tuple[np.ndarray, tuple, tuple]:
+    frame = table.frame
+    values = frame.to_numpy(dtype=np.float64)
+    return values, tuple(str(c) for c in frame.columns), RowLabels(len(frame))
 
 
 def _dataarray_rows(da: xr.DataArray) -> xr.DataArray:
@@ -534,9 +536,12 @@ def as_data(
             data.feature_names,
             data.source,
         )
-    if isinstance(X, str | os.PathLike):
+    if isinstance(X, CSVTable):
+        src = source or X.path
+        values, names, obs = _from_table(X)
+    elif isinstance(X, str | os.PathLike):
         src = source or str(X)
-        values, names, obs = _read_csv(Path(X), columns)
+        values, names, obs = _read_path(Path(X), columns)
     elif isinstance(X, pd.DataFrame):
         src = source or "pandas DataFrame"
         values, names, obs = _from_frame(X, columns, "the DataFrame")

@@ -9,9 +9,11 @@ __all__ = [
     "InputTypeError",
     "InputValueError",
     "ConvergenceWarning",
+    "DataWarning",
     "LikelihoodDecreaseError",
     "SingularCovarianceError",
     "SingularCovarianceWarning",
+    "SingularInformationError",
 ]
 
 
@@ -41,12 +43,29 @@ class ConvergenceWarning(SklearnConvergenceWarning):
     """
 
 
+class DataWarning(UserWarning):
+    """The data were read with a change the caller did not ask for (columns or rows left out).
+
+    :func:`bgmm.as_data` on a CSV file leaves out text, identifier and constant columns
+    (:func:`bgmm.data.read_csv`) and says which, with this warning.
+    """
+
+
 class SingularCovarianceWarning(UserWarning):
     """A returned covariance is singular: its density and the log-likelihood are undefined."""
 
 
 class SingularCovarianceError(InputValueError):
     """A covariance became singular, so the next E step is undefined."""
+
+
+class SingularInformationError(InputValueError):
+    """The observed information is not positive definite, so EM's standard errors do not exist.
+
+    The estimate is not a strict local maximum: EM stopped early, a component is empty or
+    singular, a feature is constant, or there are more components than the data support.
+    :func:`bgmm.workflow.analyse` keeps the fit and reports it without standard errors.
+    """
 
 
 class LikelihoodDecreaseError(RuntimeError):
