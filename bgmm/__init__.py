@@ -12,12 +12,14 @@ from bgmm.datasets import load_old_faithful, load_worked_example, simulate
 from bgmm.em import EMResult, GaussianMixtureEM, evaluate, fit_em
 from bgmm.exceptions import (
     ConvergenceWarning,
+    DataWarning,
     InputError,
     InputTypeError,
     InputValueError,
     LikelihoodDecreaseError,
     SingularCovarianceError,
     SingularCovarianceWarning,
+    SingularInformationError,
 )
 from bgmm.params import GMMParams
 
@@ -32,6 +34,7 @@ _SUBMODULES = (
     "contract",
     "covariance",
     "datasets",
+    "defaults",
     "diagnostics",
     "em",
     "io",
@@ -71,10 +74,12 @@ __all__ = [
     "fit_em",
     # warnings and errors
     "ConvergenceWarning",
+    "DataWarning",
     "InputError",
     "InputTypeError",
     "InputValueError",
     "LikelihoodDecreaseError",
     "SingularCovarianceError",
     "SingularCovarianceWarning",
+    "SingularInformationError",
 ]

@@ -382,7 +382,9 @@ def compare(
         Probability of the highest-density intervals.
     standard_error : StandardErrors, optional
         EM standard errors already computed (:func:`bgmm.em.standard_errors`); computed
-        from the observed data when omitted.
+        from the observed data when omitted. Where they do not exist
+        (:meth:`~bgmm.em.StandardErrors.missing`) the comparison goes on without them and
+        the verdict says why.
 
     Returns
     -------
@@ -408,7 +410,7 @@ def compare(
             f"{result.family.name!r}; compare fits of the same covariance family."
         )
     se = (
-        standard_errors(result.params, data, result.covariance_type)
+        standard_errors(result.params, data, result.covariance_type, errors="missing")
         if standard_error is None
         else standard_error
     )
@@ -481,6 +483,15 @@ def compare(
         expected_se_ratio=1.0 if same_rows else float(np.sqrt(data.n_samples / n_em)),
         same_rows=same_rows,
     )
+    if getattr(se, "reason", None) is not None and verdict.status != "not_single_mode":
+        verdict = Verdict(
+            verdict.status,
+            (
+                *verdict.reasons,
+                f"EM's standard errors are missing, so em_se, se_ratio and the SE band are "
+                f"not judged: {se.reason}",
+            ),
+        )
     if "n_clusters" in posterior.children:  # a sparse finite mixture
         k_plus = posterior["n_clusters"].to_dataset()
         mode, k = int(k_plus.attrs["mode"]), post.sizes["component"]

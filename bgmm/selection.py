@@ -35,6 +35,7 @@ __all__ = [
     "PARETO_K_MAX",
     "P_LOO_FACTOR",
     "bic_table",
+    "criteria",
     "n_parameters",
     "select_k",
     "select_model",
@@ -146,7 +147,7 @@ def select_k(
     rows, elpds = [], {}
     for k in ks:
         em = fit_em(data, k, n_init=n_init, random_state=random_state)
-        row = {"k": k, **_criteria(em, n)}
+        row = {"k": k, **criteria(em, n)}
         if loo:
             result = _loo(data, em, sampling, random_state)
             elpds[str(k)] = result.result
@@ -295,8 +296,25 @@ def _recommend(table: pd.DataFrame, elpds: dict, label, names) -> tuple[Any, str
     return table["bic"].idxmin(), "BIC (no LOO computed)"
 
 
-def _criteria(em: EMResult, n: float) -> dict:
-    """The log-likelihood, df, BIC, AIC and ICL of one EM fit (see :func:`select_k`)."""
+def criteria(em: EMResult, n: float) -> dict:
+    r"""The log-likelihood, df, BIC, AIC and ICL of one EM fit (as in :func:`select_k`).
+
+    :math:`\mathrm{BIC} = -2 \ln p(X \mid \hat\theta) + p \ln N`,
+    :math:`\mathrm{AIC} = -2 \ln p + 2p`, :math:`\mathrm{ICL} = \mathrm{BIC} + 2\,
+    \mathrm{EN}(\hat\gamma)`; lower is better.
+
+    Parameters
+    ----------
+    em : EMResult
+        The fit.
+    n : float
+        The number of observations (the sum of the weights).
+
+    Returns
+    -------
+    dict
+        ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl``.
+    """
     p = em.n_parameters
     deviance = -2.0 * em.log_likelihood
     resp = em.resp  # a Dask array for lazy data: the entropy is then a reduction
@@ -439,7 +457,7 @@ def select_model(
                     }
                 )
             else:
-                row.update(_criteria(em, em.total_weight))
+                row.update(criteria(em, em.total_weight))
                 row.update({"converged": em.converged, "note": ""})
                 if loo and name in BAYES_FAMILIES:
                     result = _loo(data, em, sampling, random_state)

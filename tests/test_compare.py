@@ -216,3 +216,20 @@ def test_easy_case_agrees_and_a_multimodal_verdict_masks_the_table(comparison):
     assert shown["em_in_hdi"].isna().all() and shown[["z", "se_ratio"]].isna().all().all()
     assert shown["mean"].equals(table["mean"])  # the summaries themselves stay
     pd.testing.assert_frame_equal(masked.to_dataframe(masked=False), table)
+
+
+def test_missing_standard_errors_leave_the_se_columns_empty_and_say_why(tree, simulated):
+    from bgmm.em import StandardErrors
+
+    _, em = simulated
+    k, d = em.means.shape
+    se = StandardErrors.missing(k, d, "feature(s) ['c'] are constant")
+    result = compare(em, tree, standard_error=se)
+    table = result.to_dataframe()
+    assert table["em_se"].isna().all() and table["se_ratio"].isna().all()
+    assert table["z"].notna().all()  # the posterior's own columns stay
+    assert result.verdict.reasons[-1] == (
+        "EM's standard errors are missing, so em_se, se_ratio and the SE band are not judged: "
+        "feature(s) ['c'] are constant"
+    )
+    assert not any("SE ratios" in r for r in result.verdict.reasons)

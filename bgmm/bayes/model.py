@@ -11,8 +11,12 @@ of one covariance family (:data:`BAYES_FAMILIES`), with the priors :class:`Prior
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from bgmm.bayes.priors import Priors
@@ -144,6 +148,21 @@ def bayes_family(covariance_type, n_features: int) -> CovarianceFamily:
     return family
 
 
+@functools.cache
+def _resolve_blas_flags() -> str:
+    """PyTensor's BLAS flags, resolved once without its "could not link to a BLAS" warning.
+
+    PyTensor looks for a BLAS the first time anything compiles with its C backend (PyMC
+    does, for the initial point) and warns, with a page of advice, when pip installed it
+    without one. bgmm's log density and gradient compile with JAX or numba, which bring
+    their own linear algebra, so the warning tells a bgmm user nothing they can act on.
+    The flags stay what PyTensor finds (empty without a BLAS); only the warning is dropped.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
+        return pytensor.config.blas__ldflags
+
+
 def build_model(
     data, n_components: int, priors: Priors | None = None, covariance_type: str = "full"
 ) -> pm.Model:
@@ -184,6 +203,7 @@ def build_model(
     ValueError
         A family the Bayesian model does not have; the message lists those it has.
     """
+    _resolve_blas_flags()
     data = data if isinstance(data, GMMData) else as_data(data)
     require_in_memory(data, "the Bayesian model")
     k = check_n_components(data, n_components)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import arviz_stats as azs
@@ -30,6 +34,7 @@ from bgmm.bayes.relabel import (
 )
 from bgmm.contract import CONTRACT_VARIABLES, package_versions
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
+from bgmm.defaults import CHAINS, DRAWS, TUNE
 from bgmm.diagnostics import Diagnostics, diagnose
 from bgmm.em import EMResult, GaussianMixtureEM
 from bgmm.exceptions import InputTypeError, InputValueError
@@ -164,6 +169,36 @@ def _nudged(model: pm.Model, initvals: dict, seed: int) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _ctrl_c() -> Iterator[Callable[[], bool]]:
+    """Notice Ctrl-C (SIGINT) during the block, even where the sampler swallows it.
+
+    Yields a function that says whether Ctrl-C was pressed. The interrupt still reaches
+    the running code as ``KeyboardInterrupt``; where SIGINT is ignored (a background job)
+    or this is not the main thread, nothing changes.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield lambda: False
+        return
+    seen: list[bool] = []
+
+    def handler(signum, frame):
+        seen.append(True)
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _sample(model, initvals, sampler, backend, progressbar, **settings) -> tuple[Any, bool]:
     """Run NUTS from the jittered EM start, or, where no jittered start is valid, nudged.
 
@@ -175,7 +210,7 @@ def _sample(model, initvals, sampler, backend, progressbar, **settings) -> tuple
     for jitter in (True, False):
         start = initvals if jitter else _nudged(model, initvals, settings["random_seed"])
         try:
-            with model:
+            with model, _ctrl_c() as interrupted:
                 tree = pm.sample(
                     nuts_sampler=sampler,
                     initvals=start,
@@ -184,6 +219,10 @@ def _sample(model, initvals, sampler, backend, progressbar, **settings) -> tuple
                     **settings,
                     **_start_kwargs(model, sampler, backend, jitter),
                 )
+            if interrupted():
+                # nutpie stops at Ctrl-C and returns the draws so far, NaN after them, as if
+                # sampling had finished: unfinished chains are not a posterior.
+                raise KeyboardInterrupt("sampling interrupted before the chains finished")
             return tree, jitter
         except (RuntimeError, pm.exceptions.SamplingError) as exc:
             if not (jitter and _failed_start(exc)):
@@ -198,9 +237,9 @@ def sample_posterior(
     em: Any,
     resp: Any = None,
     priors: Priors | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
+    draws: int = DRAWS,
+    tune: int = TUNE,
+    chains: int = CHAINS,
     sampler: str = "nutpie",
     backend: str = "jax",
     relabel: str = "em",
@@ -226,11 +265,11 @@ def sample_posterior(
         an EM fit otherwise): the ``membership`` group then compares with them.
     priors : Priors, optional
         Hyper-parameters; data-scaled defaults (see :class:`Priors`) when omitted.
-    draws : int, default 1000
+    draws : int, default :data:`bgmm.defaults.DRAWS` (1000)
         Draws kept per chain.
-    tune : int, default 1000
+    tune : int, default :data:`bgmm.defaults.TUNE` (1000)
         Tuning steps per chain (discarded).
-    chains : int, default 4
+    chains : int, default :data:`bgmm.defaults.CHAINS` (4)
         Independent chains.
     sampler : {"nutpie", "pymc"}, default "nutpie"
         NUTS implementation; ``"pymc"`` selects PyMC's own.

@@ -31,11 +31,12 @@ import pytensor.tensor as pt
 from pytensor.gradient import grad, jacobian
 
 from bgmm._arrays import readonly
+from bgmm._spelling import option
 from bgmm.covariance import Chart, chart_at, covariances_on_chart, get_family
 from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
 from bgmm.em.solver import _COMPILE_LOCK
-from bgmm.exceptions import InputValueError
+from bgmm.exceptions import InputValueError, SingularInformationError
 from bgmm.params import GMMParams
 
 __all__ = ["StandardErrors", "standard_errors", "to_unconstrained"]
@@ -55,6 +56,8 @@ class StandardErrors:  # numpydoc ignore=PR01
         Covariance of the estimate in the flat order weights, means, covariances.
     information : ndarray
         Observed information in the unconstrained parametrisation.
+    reason : str or None
+        Why the standard errors are missing (every array is then NaN), or None.
     """
 
     weights: np.ndarray
@@ -62,6 +65,36 @@ class StandardErrors:  # numpydoc ignore=PR01
     covariances: np.ndarray
     covariance: np.ndarray
     information: np.ndarray
+    reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Whether the standard errors exist (the observed information was positive definite)."""
+        return self.reason is None
+
+    @classmethod
+    def missing(cls, n_components: int, n_features: int, reason: str) -> StandardErrors:
+        """Standard errors that do not exist: NaN everywhere, with the reason.
+
+        Parameters
+        ----------
+        n_components, n_features : int
+            The shape of the estimate.
+        reason : str
+            Why they are missing (the message of :class:`~bgmm.SingularInformationError`).
+
+        Returns
+        -------
+        StandardErrors
+            NaN arrays of the usual shapes, ``reason`` set.
+        """
+        k, d = n_components, n_features
+        n = k + k * d + k * d * d
+
+        def nan(*shape):
+            return readonly(np.full(shape, np.nan))
+
+        return cls(nan(k), nan(k, d), nan(k, d, d), nan(n, n), nan(0, 0), reason)
 
 
 def _sizes(k: int, d: int) -> tuple[int, int, int]:
@@ -250,7 +283,9 @@ def _derivatives(values, phi: np.ndarray, k: int, d: int) -> Derivatives:
     )
 
 
-def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> StandardErrors:
+def standard_errors(
+    params: GMMParams, X, covariance_type: str = "full", *, errors: str = "raise"
+) -> StandardErrors:
     r"""Standard errors of ``params`` (an EM estimate) from the observed information.
 
     Parameters
@@ -266,6 +301,11 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
         of the constrained model, in the family's own coordinates
         (:mod:`bgmm.covariance.chart`), so entries the family fixes (zeros, shared values)
         get the standard errors of what determines them.
+    errors : {"raise", "missing"}, default "raise"
+        When the observed information is not positive definite: raise
+        :class:`~bgmm.SingularInformationError`, or return
+        :meth:`StandardErrors.missing` with the error's message as its ``reason`` (what
+        :func:`bgmm.workflow.analyse` does, so that the fit is kept).
 
     Returns
     -------
@@ -275,10 +315,10 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
 
     Raises
     ------
-    ValueError
+    SingularInformationError
         The observed information is not positive definite: the estimate is not a strict
-        local maximum (not converged, an empty or singular component, or too many
-        components for the data).
+        local maximum (not converged, an empty or singular component, a constant feature,
+        or too many components for the data). The message names constant features.
 
     Notes
     -----
@@ -286,9 +326,30 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
     The log density is written through the whitened differences of
     :func:`bgmm.em.graph.whiten`, so data far from the origin lose no digits.
     """
+    if errors not in ("raise", "missing"):
+        raise InputValueError(f"errors must be 'raise' or 'missing', got {errors!r}.")
     data = X if isinstance(X, GMMData) else as_data(X)
     k, d = params.n_components, params.n_features
     check_features(data, d, "the estimate")
+    try:
+        return _standard_errors(params, data, covariance_type)
+    except SingularInformationError as exc:
+        if errors == "raise":
+            raise
+        return StandardErrors.missing(k, d, str(exc))
+
+
+def _constant_features(data: GMMData) -> list[str]:
+    """The features whose values are all equal (each makes the information singular)."""
+    values = data.values
+    spread = values.max(axis=0) - values.min(axis=0)
+    if data.lazy:
+        spread = spread.compute()
+    return [data.feature_names[j] for j in np.flatnonzero(np.asarray(spread) == 0)]
+
+
+def _standard_errors(params: GMMParams, data: GMMData, covariance_type: str) -> StandardErrors:
+    k, d = params.n_components, params.n_features
     family = get_family(covariance_type, d)
     if family.name == "VVV":
         _, _, hess, jac = _derivatives(data.values, to_unconstrained(params), k, d)
@@ -299,10 +360,19 @@ def standard_errors(params: GMMParams, X, covariance_type: str = "full") -> Stan
         chol = np.linalg.cholesky(information)
     except np.linalg.LinAlgError:
         eig = np.linalg.eigvalsh(information)
-        raise InputValueError(
+        constant = _constant_features(data)
+        if constant:
+            cause = (
+                f"feature(s) {constant} are constant (one value in every row), so the "
+                f"covariances have no information about them: leave them out "
+                f"({option('exclude', repr(constant), ','.join(constant))})"
+            )
+        else:
+            cause = "check that EM converged, or use fewer components"
+        raise SingularInformationError(
             f"the observed information is not positive definite (smallest eigenvalue "
-            f"{eig.min():.3g}), so the estimate is not a strict local maximum: check that EM "
-            f"converged, or use fewer components."
+            f"{eig.min():.3g}), so the estimate is not a strict local maximum and EM's "
+            f"standard errors do not exist: {cause}."
         ) from None
     inv_chol = np.linalg.inv(chol)
     cov_phi = inv_chol.T @ inv_chol

@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -368,3 +370,24 @@ def test_a_start_no_jitter_can_use_is_nudged_instead(monkeypatch, simulated):
     monkeypatch.setattr(sampling.pm, "sample", broken)
     with pytest.raises(RuntimeError, match="something else"):  # not retried
         sample_posterior(sim.data, 2, em=em, **SETTINGS)
+
+
+def test_no_blas_warning_reaches_a_library_user():
+    """PyTensor's "could not link to a BLAS" is for C-backend users; bgmm compiles with JAX.
+
+    In a fresh interpreter (the flags are resolved once per process), with every warning
+    an error: building the model and compiling its log density with PyTensor's default
+    (C) linker, which is where PyTensor looks for a BLAS, warns nothing.
+    """
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import bgmm; from bgmm.bayes import build_model\n"
+        "model = build_model(bgmm.load_old_faithful(), 2)\n"
+        "import pytensor; print(repr(pytensor.config.blas__ldflags))\n"
+        "print(model.compile_logp()(model.initial_point()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "BLAS" not in proc.stderr
