@@ -39,6 +39,7 @@ import arviz_stats as azs
 import numpy as np
 import xarray as xr
 
+from bgmm._spelling import option
 from bgmm.contract import CONTRACT_VARIABLES
 
 __all__ = [
@@ -174,6 +175,11 @@ class Diagnostics:  # numpydoc ignore=PR01
         return cls(dataset, findings)
 
 
+def _setting(name: str) -> str:
+    """A setting the advice names, as the caller writes it (``tune=...`` or ``--tune N``)."""
+    return option(name, "...", "N")
+
+
 def _per_variable(result: xr.Dataset, varies: xr.Dataset, how: str) -> dict[str, float]:
     out = {}
     for name in CONTRACT_VARIABLES:
@@ -246,7 +252,7 @@ def diagnose(
                     "of modes, not one posterior mode.",
                     "look at the chains separately (trace plots); fewer components or the "
                     "sparse prior (Priors.sparse) if a component is empty, more EM restarts "
-                    "(n_init) for a better start.",
+                    f"({_setting('n_init')}) for a better start.",
                 )
             )
         elif high:
@@ -255,7 +261,7 @@ def diagnose(
                     "r_hat",
                     f"r_hat after relabelling is {_fmt(high)} (above {RHAT_MAX})",
                     "the chains have not yet agreed, so means, sds and HDIs are not final.",
-                    "run longer chains (draws=..., tune=...).",
+                    f"run longer chains ({_setting('draws')}, {_setting('tune')}).",
                 )
             )
     low = {
@@ -270,7 +276,7 @@ def diagnose(
                 f"the smallest bulk/tail ESS per chain is {_fmt(low)} (below {ESS_PER_CHAIN_MIN})",
                 "with so few effective draws r_hat, the MCSE and the HDI ends are themselves "
                 "unreliable.",
-                "run longer chains (draws=...).",
+                f"run longer chains ({_setting('draws')}).",
             )
         )
     flagged = np.argwhere(vanishing.values > VANISHING_SHARE) if not sparse else []
@@ -313,8 +319,8 @@ def diagnose(
                     f"{np.round(chain_means, 2).tolist()}, within-chain sd {within:.2f})",
                     "chains that settle in different modes give a pooled sample that "
                     "describes none of them.",
-                    "more tuning (tune=...) or more EM restarts (n_init) for the start; "
-                    "check the number of components.",
+                    f"more tuning ({_setting('tune')}) or more EM restarts "
+                    f"({_setting('n_init')}) for the start; check the number of components.",
                 )
             )
     stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
@@ -329,8 +335,8 @@ def diagnose(
                     f"{n_div} divergent transitions (per chain: {per_chain.values.tolist()})",
                     "divergences mark regions the sampler could not explore, so the draws "
                     "may miss part of the posterior.",
-                    "more tuning (tune=...); divergences with a component near empty point "
-                    "to too many components.",
+                    f"more tuning ({_setting('tune')}); divergences with a component near "
+                    "empty point to too many components.",
                 )
             )
     if stats is not None and "energy" in stats:
@@ -346,7 +352,7 @@ def diagnose(
                     f"(below {EBFMI_MIN})",
                     "the momentum resampling cannot reach the energy levels the posterior "
                     "needs, so the tails are under-explored.",
-                    "more tuning (tune=...), or a simpler model (fewer components).",
+                    f"more tuning ({_setting('tune')}), or a simpler model (fewer components).",
                 )
             )
     depth = next((stats[name] for name in _MAX_DEPTH if stats is not None and name in stats), None)
