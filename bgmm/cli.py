@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,13 @@ from pathlib import Path
 import numpy as np
 from numba.core.errors import NumbaPerformanceWarning
 
+from bgmm import __version__, defaults
+from bgmm._spelling import command_line_spelling
 from bgmm.exceptions import InputError, InputValueError
 
 EXIT_USAGE = 2
+#: The shell's status for a command stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _fmt_matrix(m: np.ndarray, fmt: str = "{:.4g}") -> str:
@@ -166,39 +171,88 @@ def _print_em(em) -> None:
         )
 
 
-def _print_stage(name: str, result) -> None:
-    if name == "em":
-        _print_em(result)
-    elif name == "comparison":
-        _print_comparison(result)
+class _Stages:
+    """Prints each stage's results (stdout) and, unless quiet, a timed line per stage (stderr).
+
+    The timed lines are what a long run shows in a log file or a CI job, where the
+    progress bars (drawn only on a terminal) are not.
+    """
+
+    def __init__(self, show: bool, sample: bool, chains: int, tune: int, draws: int):
+        self.show, self.sample = show, sample
+        self.sampler = f"{chains} chains x ({tune} tuning + {draws} draws)"
+        self.start = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        if self.show:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{elapsed:8.1f} s] {text}", file=sys.stderr, flush=True)
+
+    def __call__(self, name: str, result) -> None:
+        if name == "em":
+            _print_em(result)
+            self.line(f"EM done: {result.n_iter} iterations, converged {result.converged}")
+        elif name == "standard_errors":
+            if not result.available:
+                print(f"note: {result.reason}")
+            self.line("standard errors done" if result.available else "standard errors missing")
+            if self.sample:
+                self.line(f"sampling the posterior: {self.sampler}")
+        elif name == "posterior":
+            self.line("posterior sampled")
+        elif name == "comparison":
+            _print_comparison(result)
+            self.line("comparison done")
 
 
-def _run_fit(
-    data, k, method, seed, output, progress, title, settings, backend, covariance_type="full"
-) -> int:
-    from bgmm.workflow import analyse
+def _run_fit(args: argparse.Namespace, data, k, method, title, settings, covariance_type="full"):
+    from bgmm.workflow import Interrupted, analyse
 
-    n_init = 5
-    # Lazy data: a line per iteration (each is a pass over the blocks); in memory, a bar.
-    show_bar = progress and not data.lazy
+    progress = not args.quiet
+    tty = sys.stderr.isatty()
+    n_init = args.n_init
+    # On a terminal: a bar for the restarts and the sampler's; in a log: timed lines.
+    show_bar = progress and tty and not data.lazy
+    stages = _Stages(progress, method != "em", args.chains, args.tune, args.draws)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    stages.line(f"EM: {n_init} restart(s), K={k}")
+    status = 0
     with _restart_progress(show_bar, f"EM restarts (K={k})", n_init) as callback:
-        analysis = analyse(
-            data,
-            k,
-            method=method,
-            covariance_type=covariance_type,
-            n_init=n_init,
-            backend=backend,
-            random_state=seed,
-            progressbar=progress,
-            restart_callback=callback,
-            iteration_progress=_print_iteration if progress and data.lazy else None,
-            on_stage=_print_stage,
-            settings=settings,
-        )
+        try:
+            analysis = analyse(
+                data,
+                k,
+                method=method,
+                covariance_type=covariance_type,
+                n_init=n_init,
+                draws=args.draws,
+                tune=args.tune,
+                chains=args.chains,
+                subsample=getattr(args, "subsample", None),
+                backend=args.backend,
+                random_state=args.seed,
+                progressbar=progress and tty,
+                restart_callback=callback,
+                iteration_progress=_print_iteration if progress and data.lazy else None,
+                on_stage=stages,
+                checkpoint=output / "fit.nc",
+                settings=settings,
+            )
+        except Interrupted as stop:
+            analysis, status = stop.analysis, EXIT_INTERRUPTED
+            print(f"bgmm: {analysis.notes[-1]} Saving what was finished.", file=sys.stderr)
+    for note in analysis.notes:
+        if note.startswith("EM was fitted to all"):
+            print(f"note: {note}")
+    stages.line("writing the report")
     report = analysis.write_report(output, title=title)
-    print(f"report written to {report}; fit saved to {report.parent / 'fit.nc'}")
-    return 0
+    stages.line("report written")
+    print(
+        f"report written to {report} and {report.with_suffix('.html')}; "
+        f"fit saved to {report.parent / 'fit.nc'}"
+    )
+    return status
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -207,17 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data = load_old_faithful()
     settings = {"command": "demo", "k": 2, "seed": args.seed, "backend": args.backend}
-    return _run_fit(
-        data,
-        2,
-        "both",
-        args.seed,
-        args.output,
-        not args.quiet,
-        "Old Faithful: EM against MCMC, K=2",
-        settings,
-        args.backend,
-    )
+    return _run_fit(args, data, 2, "both", "Old Faithful: EM against MCMC, K=2", settings)
 
 
 @contextlib.contextmanager
@@ -237,12 +281,56 @@ def _scheduler(spec: str | None):
 
 
 def _read_data(args: argparse.Namespace):
-    """DATA and --columns; lazily (a Dask array) with --scheduler or a lazy source."""
-    from bgmm.data import as_data
+    """DATA and its options; lazily (a Dask array) with --scheduler or a lazy source.
+
+    A single CSV file is read by :func:`bgmm.data.read_csv`, whose summary (separator,
+    decimal mark, header, rows, the columns used and those left out) is printed first.
+    """
+    from bgmm._dask import is_lazy_source
+    from bgmm.data import as_data, read_csv
 
     columns = args.columns.split(",") if args.columns else None
-    data = as_data(args.data, columns=columns, lazy=True if args.scheduler else None)
-    return data, columns
+    exclude = args.exclude.split(",") if args.exclude else None
+    if args.scheduler or is_lazy_source(args.data):
+        given = [
+            flag
+            for flag, value in (
+                ("--sep", args.sep),
+                ("--decimal", args.decimal),
+                ("--header/--no-header", args.header),
+                ("--exclude", args.exclude),
+                ("--dropna", args.dropna or None),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InputValueError(
+                f"{', '.join(given)} apply to a single CSV file read into memory, but "
+                f"{args.data} is read lazily (block by block); choose its columns with "
+                f"--columns."
+            )
+        data = as_data(
+            args.data,
+            columns=columns,
+            lazy=True if args.scheduler else None,
+            standardize=args.standardize,
+        )
+        return data, columns
+    table = read_csv(
+        args.data,
+        sep=args.sep,
+        decimal=args.decimal,
+        header=args.header,
+        columns=columns,
+        exclude=exclude,
+        dropna=args.dropna,
+    )
+    for line in table.describe():
+        print(line)
+    data = as_data(table, standardize=args.standardize)
+    if args.standardize:
+        print("standardized: each column centred at its mean and divided by its sd")
+    return data, list(data.feature_names)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -250,11 +338,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with _scheduler(args.scheduler):
         data, columns = _read_data(args)
         method = args.method or ("em" if data.lazy else "both")
-        if data.lazy and method != "em":
+        if data.lazy and method != "em" and args.subsample is None:
             raise InputValueError(
                 f"--method {method} needs the rows in memory for MCMC, but {args.data} is "
-                f"read lazily ({data.n_samples} rows, block by block); use --method em for "
-                f"lazy data (zarr, Parquet, CSV globs, --scheduler)."
+                f"read lazily ({data.n_samples} rows, block by block); add --subsample N to "
+                f"sample the posterior on N rows drawn at random (EM on all of them), or use "
+                f"--method em."
             )
         settings = {
             "command": "fit",
@@ -266,17 +355,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "backend": args.backend,
             "scheduler": args.scheduler,
+            "standardize": args.standardize,
         }
         return _run_fit(
+            args,
             data,
             args.k,
             method,
-            args.seed,
-            args.output,
-            not args.quiet,
             f"{Path(args.data).name}: K={args.k}",
             settings,
-            args.backend,
             covariance_type=args.covariance_type,
         )
 
@@ -312,15 +399,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _k_range(text: str) -> list[int]:
+    form = "write it as LOW-HIGH (1-6) or a list (1,2,4) of numbers of components >= 1"
     try:
         if "-" in text:
             low, high = (int(v) for v in text.split("-", 1))
-            return list(range(low, high + 1))
-        return [int(v) for v in text.split(",")]
+            ks = list(range(low, high + 1))
+            if low > high:
+                raise argparse.ArgumentTypeError(
+                    f"invalid K range {text!r}: it runs from {low} down to {high}; {form}, "
+                    f"e.g. {high}-{low}"
+                )
+        else:
+            ks = [int(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid K range {text!r}; write it as 1-6 or 1,2,4"
-        ) from None
+        raise argparse.ArgumentTypeError(f"invalid K range {text!r}; {form}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"invalid K range {text!r}; {form}")
+    return ks
 
 
 def cmd_select_k(args: argparse.Namespace) -> int:
@@ -386,10 +481,33 @@ def _select_k(args: argparse.Namespace, data) -> int:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "data",
-        help="CSV file with a header row; or, read lazily (block by block, on Dask), a zarr "
-        "store (*.zarr), Parquet file or folder, or a quoted glob such as 'parts/*.csv'",
+        help="CSV file (separator, decimal mark and header detected); or, read lazily "
+        "(block by block, on Dask), a zarr store (*.zarr), Parquet file or folder, or a "
+        "quoted glob such as 'parts/*.csv'",
     )
-    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    p.add_argument(
+        "--columns",
+        help="comma-separated columns to use, in that order (default: every numeric column "
+        "that is not an identifier or constant)",
+    )
+    p.add_argument("--exclude", metavar="A,B", help="comma-separated columns to leave out")
+    p.add_argument("--sep", help="the CSV file's separator (default: detected), e.g. ';'")
+    p.add_argument(
+        "--decimal", choices=(".", ","), help="the CSV file's decimal mark (default: detected)"
+    )
+    p.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        help="whether line 1 holds the column names (default: detected)",
+    )
+    p.add_argument(
+        "--dropna", action="store_true", help="leave out rows with missing values (and say so)"
+    )
+    p.add_argument(
+        "--standardize",
+        action="store_true",
+        help="centre each column at its mean and divide by its sd before fitting",
+    )
     p.add_argument(
         "--scheduler",
         metavar="local[:N]|ADDRESS",
@@ -399,16 +517,52 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run_options(p: argparse.ArgumentParser, output: str) -> None:
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give an integer >= 1")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser, output: str, sample: bool = True) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--output", default=output, help=f"output directory ({output})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     p.add_argument(
         "--backend",
         choices=("jax", "numba"),
         default="jax",
         help="compiler of the sampler's log density: jax compiles in seconds, numba runs "
         "faster once compiled (default jax)",
+    )
+    if not sample:
+        return
+    p.add_argument(
+        "--n-init",
+        type=_positive,
+        default=defaults.N_INIT,
+        help=f"EM restarts; the best starts the chains (default {defaults.N_INIT})",
+    )
+    p.add_argument(
+        "--chains",
+        type=_positive,
+        default=defaults.CHAINS,
+        help=f"MCMC chains (default {defaults.CHAINS})",
+    )
+    p.add_argument(
+        "--draws",
+        type=_positive,
+        default=defaults.DRAWS,
+        help=f"MCMC draws kept per chain (default {defaults.DRAWS})",
+    )
+    p.add_argument(
+        "--tune",
+        type=_positive,
+        default=defaults.TUNE,
+        help=f"MCMC tuning steps per chain, discarded (default {defaults.TUNE})",
     )
 
 
@@ -418,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bgmm",
         description="Gaussian mixture models: EM as PyTensor graphs, checked against MCMC.",
     )
+    parser.add_argument("--version", action="version", version=f"bgmm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "explain",
@@ -437,8 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fit",
         help="fit a data set",
-        description="Fit DATA (a CSV file with a header row and numeric columns, or a lazy "
-        "source: zarr, Parquet, a CSV glob) with K components.",
+        description="Fit DATA (a CSV file, or a lazy source: zarr, Parquet, a CSV glob) "
+        "with K components: EM, then (--method both or mcmc) the posterior by NUTS and their "
+        "comparison. Writes report.md, report.html, the figures and fit.nc to --output.",
     )
     _add_data_options(p)
     p.add_argument("-k", type=int, required=True, help="number of components")
@@ -452,6 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="full",
         help="covariance family: full, tied, diag, spherical or mclust's EII ... VVV "
         "(MCMC: full, tied, diag, spherical, EII, EEI; default full)",
+    )
+    p.add_argument(
+        "--subsample",
+        type=_positive,
+        metavar="N",
+        help="sample the posterior on N rows drawn at random (seeded by --seed), EM on all "
+        "rows: for data too large for MCMC (the report states it)",
     )
     _add_run_options(p, output="bgmm-output")
     p.set_defaults(func=cmd_fit)
@@ -471,7 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="EM BIC, AIC and ICL beside Bayesian LOO for a range of K.",
     )
     _add_data_options(p)
-    p.add_argument("--k-range", type=_k_range, default=_k_range("1-4"), help="e.g. 1-6 (1-4)")
+    p.add_argument(
+        "--k-range", type=_k_range, default=_k_range("1-4"), help="e.g. 1-6 or 1,2,4 (1-4)"
+    )
     p.add_argument("--no-loo", action="store_true", help="EM criteria only (fast)")
     p.add_argument(
         "--families",
@@ -479,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
         "family, with PSIS-LOO for full, tied, diag, spherical, EII and EEI (--no-loo: "
         "EM criteria only)",
     )
-    _add_run_options(p, output="bgmm-output")
+    _add_run_options(p, output="bgmm-output", sample=False)
     p.set_defaults(func=cmd_select_k)
     return parser
 
@@ -488,9 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bgmm``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        # PyTensor's C backend warns that pip gave it no BLAS; bgmm compiles with JAX or numba.
-        warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
+    with warnings.catch_warnings(), command_line_spelling():
         # numba's hints about PyTensor-generated kernels, printed while they first compile.
         warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
         try:
@@ -501,6 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"bgmm {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
             return EXIT_USAGE
+        except KeyboardInterrupt:  # before anything was finished (Interrupted is handled)
+            print(f"bgmm {args.command}: interrupted; nothing was finished", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -152,9 +155,22 @@ def bad_files(tmp_path):
         (["fit", "{missing}", "-k", "2"], "does not exist; check the path"),
         (["fit", "{empty}", "-k", "2"], "is empty; it needs a header row and data rows"),
         (["fit", "{binary}", "-k", "2"], "is binary, not a text CSV file"),
-        (["fit", "{text}", "-k", "2"], "non-numeric column(s) ['a', 'b']"),
-        (["fit", "{nan}", "-k", "2"], "contains NaN in 1 row(s) (rows 1) of column(s) ['b']"),
-        (["fit", "{inf}", "-k", "2"], "contains inf in 1 row(s) (rows 1) of column(s) ['b']"),
+        (
+            ["fit", "{text}", "-k", "2"],
+            "is left to fit: {'a': 'text', 'b': 'text'}; name the columns to use with --columns",
+        ),
+        (
+            ["fit", "{text}", "-k", "2", "--columns", "a"],
+            "non-numeric column(s) ['a'] in",
+        ),
+        (
+            ["fit", "{nan}", "-k", "2"],
+            "has missing values on 1 line(s) (3) in column(s) ['b']; leave those rows out "
+            "with --dropna",
+        ),
+        (["fit", "{inf}", "-k", "2"], "has infinite values on 1 line(s) (3) in column(s) ['b']"),
+        (["fit", "{two_rows}", "-k", "1", "--exclude", "c"], "to exclude are not in"),
+        (["fit", "{parts}", "-k", "1", "--sep", ";"], "--sep apply to a single CSV file"),
         (["fit", "{two_rows}", "-k", "3"], "n_components=3 is more than the 2 samples"),
         (["fit", "{two_rows}", "-k", "0"], "n_components must be an integer >= 1, got 0"),
         (["fit", "{two_rows}", "-k", "two"], "argument -k: invalid int value: 'two'"),
@@ -244,3 +260,123 @@ def test_fit_on_a_local_cluster_prints_every_iteration(csv, tmp_path, capsys):
     assert fit.data is None and fit.em.resp is None and len(lines) >= fit.em.n_iter + 1
     assert fit.settings["scheduler"] == "local:1" and fit.settings["method"] == "em"
     assert "the rows stay in their source" in (out_dir / "report.md").read_text()
+
+
+def test_version():
+    from bgmm import __version__
+
+    proc = run_cli("--version", timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"bgmm {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("k_range", "message"),
+    [
+        ("5-1", "invalid K range '5-1': it runs from 5 down to 1; write it as LOW-HIGH (1-6)"),
+        ("0-3", "invalid K range '0-3'; write it as LOW-HIGH (1-6) or a list (1,2,4)"),
+        ("a", "invalid K range 'a'; write it as LOW-HIGH"),
+    ],
+)
+def test_k_range_says_what_form_it_expects(k_range, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["select-k", "x.csv", "--k-range", k_range])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_log_gets_a_timed_line_per_stage(csv, tmp_path):
+    """stderr is a pipe here, as in a CI job or `2> log`: timed lines, no progress bars."""
+    proc = run_cli("fit", str(csv), *EM_FIT, "--output", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    stages = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert re.match(r"\[ +\d+\.\d s\] EM: 5 restart\(s\), K=2$", stages[0]), stages
+    assert any(re.match(r"\[ +\d+\.\d s\] EM done: \d+ iterations", s) for s in stages)
+    assert stages[-1].endswith("s] report written")
+    assert "\x1b[" not in proc.stderr  # no terminal control codes in a log
+
+
+def test_sampler_settings_reach_the_saved_fit(csv, tmp_path):
+    out = tmp_path / "o"
+    argv = ["fit", str(csv), "--columns", "a,b", "-k", "2", "--n-init", "2", "--chains", "1"]
+    argv += ["--draws", "60", "--tune", "60", "--seed", "7", "--quiet", "--output", str(out)]
+    with pytest.warns(UserWarning):  # one short chain: the sampler's diagnostics warn
+        assert main(argv) == 0
+    fit = load_fit(out / "fit.nc")
+    assert fit.posterior.posterior.sizes["chain"] == 1
+    assert fit.posterior.posterior.sizes["draw"] == 60
+    assert {k: fit.settings[k] for k in ("n_init", "chains", "draws", "tune", "seed")} == {
+        "n_init": 2,
+        "chains": 1,
+        "draws": 60,
+        "tune": 60,
+        "seed": 7,
+    }
+
+
+def test_ctrl_c_while_sampling_saves_em_and_the_report(tmp_path):
+    """A real SIGINT to `bgmm demo` while the chains run: exit 130, EM saved and reported."""
+    out = tmp_path / "out"
+    # A job started in the background inherits SIGINT ignored; a terminal's bgmm does not.
+    # So the child sets Python's own handler before running the command line.
+    argv = ["bgmm", "demo", "--draws", "50000", "--output", str(out)]
+    start = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"sys.argv = {argv!r}; runpy.run_module('bgmm.cli', run_name='__main__')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", start],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    err = ""
+    while "sampling the posterior" not in err:
+        line = proc.stderr.readline()
+        assert line, f"bgmm demo ended before sampling: {err}"
+        err += line
+    time.sleep(5)  # inside the sampler
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err + rest
+    assert "EM, K=2: converged True" in stdout and "fit saved to" in stdout
+    assert "interrupted (Ctrl-C) while running the sampler" in rest and "Traceback" not in rest
+    fit = load_fit(out / "fit.nc")
+    assert fit.em.converged and fit.posterior is None
+    report = (out / "report.md").read_text()
+    assert "interrupted (Ctrl-C) while running the sampler" in report
+    assert "## EM" in report and "## Verdict" not in report
+
+
+@pytest.fixture
+def wine(tmp_path):
+    """scikit-learn's wine data (178 x 13) as a user exports it: an id column, a label."""
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine(as_frame=True)
+    frame = bunch.data.copy()
+    frame.insert(0, "id", np.arange(1, len(frame) + 1))
+    frame["cultivar"] = [f"class_{t}" for t in bunch.target]
+    path = tmp_path / "wine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_thirteen_features_give_a_whole_report(wine, tmp_path, capsys):
+    """The issue's wine case (it died drawing 42 subplots): every figure pages, fit.nc saved."""
+    out = tmp_path / "out"
+    argv = ["fit", str(wine), "-k", "3", "--method", "both", "--chains", "1", "--draws", "40"]
+    argv += ["--tune", "40", "--quiet", "--output", str(out)]
+    with pytest.warns(UserWarning):  # 40 draws of one chain: the diagnostics warn
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "read 178 rows (lines 2-179) of wine.csv; separator ',' (detected)" in printed
+    assert "columns used (13): alcohol, malic_acid," in printed
+    assert "left out column 'id': looks like an identifier" in printed
+    assert "left out column 'cultivar': text" in printed
+    report = (out / "report.md").read_text()
+    assert "could not be drawn" not in report and "could not be laid out" not in report
+    figures = re.findall(r"\]\(([^)]+\.png)\)", report)
+    assert {"em_fit-1.png", "posterior_vs_em-1.png", "forest-1.png"} <= set(figures)
+    assert "No rank plots: they compare chains, and there is one." in report
+    assert all((out / name).read_bytes()[:8] == PNG for name in figures)
+    assert "The 234 correlations are in the comparison table and fit.nc, not drawn" in report
+    assert load_fit(out / "fit.nc").posterior.posterior.sizes["component"] == 3

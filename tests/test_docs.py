@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "bgmm.contract",
     "bgmm.compare",
     "bgmm.workflow",
+    "bgmm.defaults",
     "bgmm.em.explain",
     "bgmm.selection",
     "bgmm.io",
