@@ -267,7 +267,11 @@ def test_unit_weights_need_no_weight_array(problem):
     ones = fit_em(data, 3, sample_weight=np.ones(data.n_samples), **kw)
     for name in ("weights", "means", "covariances", "resp"):
         np.testing.assert_allclose(getattr(plain, name), getattr(ones, name), rtol=1e-12)
-    np.testing.assert_allclose(plain.history_frame(), ones.history_frame(), rtol=1e-12)
+    # KL and the regularisation gap are differences of terms of ln p's size (about 1e3), so
+    # the two summation orders may differ in them by 1e-12 of ln p, not of themselves
+    history = plain.history_frame()
+    scale = float(np.abs(history["log_likelihood"]).max())
+    np.testing.assert_allclose(history, ones.history_frame(), rtol=1e-12, atol=1e-12 * scale)
 
 
 def test_the_cpu_device_reads_the_data_in_place():
