@@ -301,6 +301,7 @@ def _choose(
     for c, reason in skipped.items():
         if reason != "excluded":
             value = df[c].dropna().iloc[0] if df[c].notna().any() else None
+            value = value.item() if isinstance(value, np.generic) else value  # 1, not np.int64(1)
             notes.append(f"left out column '{c}': {why[reason]}, e.g. {value!r}")
     if not used:
         raise InputValueError(

@@ -120,8 +120,13 @@ def test_identifiers_and_constant_columns_are_left_out_and_said(tmp_path):
     assert list(table.frame.columns) == ["x", "count", "y"]  # small integers stay
     assert table.skipped == {"id": "identifier", "row": "identifier", "site": "constant"}
     notes = "\n".join(table.notes)
-    assert "left out column 'id': looks like an identifier" in notes
-    assert "left out column 'site': constant" in notes
+    assert (  # the value as written, not np.int64(1)
+        "left out column 'id': looks like an identifier (its name, or 1, 2, 3, ... down the "
+        "file), e.g. 1\n" in notes
+    )
+    assert "left out column 'site': constant (one value: no information on clusters), e.g. 7" in (
+        notes
+    )
     # named explicitly: kept, with a note
     table = read_csv(tmp_path / "data.csv", columns=["x", "id"])
     assert list(table.frame.columns) == ["x", "id"] and table.skipped == {}
