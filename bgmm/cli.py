@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba.core.errors import NumbaPerformanceWarning
@@ -280,11 +281,20 @@ def _scheduler(spec: str | None):
         yield client
 
 
-def _read_data(args: argparse.Namespace):
+class _Read(NamedTuple):
+    """DATA as read: the container, the columns used, and what the CSV reader said."""
+
+    data: Any
+    columns: list | None
+    described: list[str]
+
+
+def _read_data(args: argparse.Namespace) -> _Read:
     """DATA and its options; lazily (a Dask array) with --scheduler or a lazy source.
 
     A single CSV file is read by :func:`bgmm.data.read_csv`, whose summary (separator,
-    decimal mark, header, rows, the columns used and those left out) is printed first.
+    decimal mark, header, rows, the columns used and those left out) is printed first and
+    kept in the report's settings.
     """
     from bgmm._dask import is_lazy_source
     from bgmm.data import as_data, read_csv
@@ -315,7 +325,7 @@ def _read_data(args: argparse.Namespace):
             lazy=True if args.scheduler else None,
             standardize=args.standardize,
         )
-        return data, columns
+        return _Read(data, columns, [])
     table = read_csv(
         args.data,
         sep=args.sep,
@@ -325,18 +335,19 @@ def _read_data(args: argparse.Namespace):
         exclude=exclude,
         dropna=args.dropna,
     )
-    for line in table.describe():
+    described = table.describe()
+    if args.standardize:
+        described.append("standardized: each column centred at its mean and divided by its sd")
+    for line in described:
         print(line)
     data = as_data(table, standardize=args.standardize)
-    if args.standardize:
-        print("standardized: each column centred at its mean and divided by its sd")
-    return data, list(data.feature_names)
+    return _Read(data, list(data.feature_names), described)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit a data set by EM, MCMC or both."""
     with _scheduler(args.scheduler):
-        data, columns = _read_data(args)
+        data, columns, described = _read_data(args)
         method = args.method or ("em" if data.lazy else "both")
         if data.lazy and method != "em" and args.subsample is None:
             raise InputValueError(
@@ -357,6 +368,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "scheduler": args.scheduler,
             "standardize": args.standardize,
         }
+        if described:
+            settings["read"] = described
         return _run_fit(
             args,
             data,
@@ -421,7 +434,7 @@ def _k_range(text: str) -> list[int]:
 def cmd_select_k(args: argparse.Namespace) -> int:
     """BIC, AIC, ICL and LOO for a range of K (and covariance families)."""
     with _scheduler(args.scheduler):
-        data, _ = _read_data(args)
+        data = _read_data(args).data
         if data.lazy and not args.no_loo:
             raise InputValueError(
                 f"LOO samples the posterior, which needs the rows in memory, but {args.data} "

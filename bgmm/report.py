@@ -366,6 +366,17 @@ def _draw(pages: Sequence[plots.FigurePage], out: Path) -> tuple[list[Block], li
     return images, failed
 
 
+def _setting_lines(settings: dict) -> list[str]:
+    """One line per setting of the run; a list (e.g. what the CSV reader said) item by item."""
+    lines = []
+    for name, value in settings.items():
+        if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            lines.append(f"{name}: " + "; ".join(value))
+        else:
+            lines.append(f"{name}: {value}")
+    return lines
+
+
 def write_report(
     output: str | os.PathLike,
     data: GMMData,
@@ -453,6 +464,9 @@ def write_report(
         blocks.append(Paragraph("Figures that could not be drawn (the fit is not affected):"))
         blocks.append(Bullets(tuple(failed)))
     blocks += images
+    if settings:
+        blocks.append(Heading(2, "Settings"))
+        blocks.append(Bullets(tuple(_setting_lines(settings))))
     if save:
         blocks.append(
             Paragraph(

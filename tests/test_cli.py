@@ -379,4 +379,11 @@ def test_thirteen_features_give_a_whole_report(wine, tmp_path, capsys):
     assert "No rank plots: they compare chains, and there is one." in report
     assert all((out / name).read_bytes()[:8] == PNG for name in figures)
     assert "The 234 correlations are in the comparison table and fit.nc, not drawn" in report
-    assert load_fit(out / "fit.nc").posterior.posterior.sizes["component"] == 3
+    saved = load_fit(out / "fit.nc")
+    assert saved.posterior.posterior.sizes["component"] == 3
+    # what the reader did is kept with the run: the report's settings and fit.nc
+    settings = report.split("## Settings", 1)[1]
+    assert "- read: read 178 rows (lines 2-179) of wine.csv;" in settings
+    assert "; left out column 'id': looks like an identifier" in settings
+    assert "- chains: 1" in settings and "- n_init: 5" in settings
+    assert saved.settings["read"][1].startswith("columns used (13): alcohol,")
