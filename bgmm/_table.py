@@ -322,6 +322,7 @@ def read_csv(
     columns=None,
     exclude=None,
     dropna: bool = False,
+    keep_missing: bool = False,
 ) -> CSVTable:
     """Read a CSV file for fitting: detect its format, choose its columns, say what was done.
 
@@ -350,6 +351,9 @@ def read_csv(
     dropna : bool, default False
         Leave out rows with a missing value in a used column (their lines are in
         ``dropped_lines``); otherwise they are refused with their line numbers.
+    keep_missing : bool, default False
+        Keep empty cells as missing values (NaN in ``frame``), for EM's ``missing="em"``;
+        a line with no used value is refused with its line number.
 
     Returns
     -------
@@ -360,7 +364,7 @@ def read_csv(
     ------
     InputValueError
         A missing, empty, binary or unparsable file; an ambiguous format; unknown
-        columns; missing values (without ``dropna``); infinite values.
+        columns; missing values (without ``dropna`` or ``keep_missing``); infinite values.
     InputTypeError
         A text column named in ``columns``.
     """
@@ -439,13 +443,28 @@ def read_csv(
             f"({_shown(line_numbers[infinite])}) in column(s) {cols}; correct or remove them."
         )
     dropped: tuple[int, ...] = ()
-    if missing.any():
+    if missing.any() and keep_missing and not dropna:
+        empty = frame.isna().all(axis=1).to_numpy()
+        if empty.any():
+            raise InputValueError(
+                f"data file '{path}' has no value in the columns used on {empty.sum()} "
+                f"line(s) ({_shown(line_numbers[empty])}): such a row says nothing about "
+                f"any feature; leave those lines out, or fill them in the file."
+            )
+        cells = int(frame.isna().to_numpy().sum())
+        notes.append(
+            f"{cells} missing value(s) on {missing.sum()} line(s) "
+            f"({_shown(line_numbers[missing])}), kept as missing"
+        )
+    elif missing.any():
         cols = [c for c in used if frame[c].isna().any()]
         where = f"{missing.sum()} line(s) ({_shown(line_numbers[missing])})"
         if not dropna:
             raise InputValueError(
                 f"data file '{path}' has missing values on {where} in column(s) {cols}; "
-                f"leave those rows out with {option('dropna')}, or fill them in the file."
+                f"fit them with {option('missing', repr('em'), 'em')} (EM under missing "
+                f"at random), leave those rows out with {option('dropna')}, or fill them "
+                f"in the file."
             )
         dropped = tuple(int(n) for n in line_numbers[missing])
         notes.append(f"left out {where} with missing values in column(s) {cols}")

@@ -29,6 +29,7 @@ from bgmm._validation import check_number
 from bgmm.exceptions import DataWarning, InputTypeError, InputValueError
 
 __all__ = [
+    "MISSING",
     "CSVTable",
     "GMMData",
     "RowLabels",
@@ -82,6 +83,10 @@ class RowLabels(Sequence[str]):
 
     def __repr__(self) -> str:
         return f"RowLabels({self._n})"
+
+
+#: What :func:`as_data` does with NaN values: refuse them, or keep them as missing values.
+MISSING = ("raise", "allow")
 
 
 # Results and containers are documented by their attributes, not by __init__.
@@ -159,7 +164,8 @@ class GMMData:  # numpydoc ignore=PR01
     Attributes
     ----------
     values : ndarray or dask.array.Array of shape (n_samples, n_features)
-        Finite float64 values, read-only (standardised when ``standardization`` is set).
+        Finite float64 values, read-only (standardised when ``standardization`` is set);
+        NaN marks a missing value where ``has_missing``.
         A Dask array for lazy sources (Dask collections, zarr stores, Parquet files, CSV
         globs): its blocks are whole rows and are read when a solver needs them.
     feature_names : tuple of str
@@ -170,6 +176,9 @@ class GMMData:  # numpydoc ignore=PR01
         Where the data came from (a path, ``"numpy array"``, a dataset's provenance).
     standardization : Standardization or None
         The transform applied to ``values``, if any.
+    has_missing : bool
+        Whether some values are missing (NaN): only from ``as_data(..., missing="allow")``,
+        which is what ``fit_em(..., missing="em")`` reads with.
     """
 
     values: np.ndarray
@@ -178,6 +187,20 @@ class GMMData:  # numpydoc ignore=PR01
     source: str
     standardization: Standardization | None = field(default=None)
     magnitudes: np.ndarray | None = field(default=None, repr=False)
+    has_missing: bool = field(default=False)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Which values are observed: ``(n_samples, n_features)`` booleans, False for NaN.
+
+        Returns
+        -------
+        ndarray of bool
+            All True unless the data were read with ``missing="allow"`` and have NaN.
+        """
+        if not self.has_missing:
+            return np.ones(self.values.shape, dtype=bool)
+        return ~np.isnan(np.asarray(self.values))
 
     @property
     def lazy(self) -> bool:
@@ -197,6 +220,8 @@ class GMMData:  # numpydoc ignore=PR01
         values = self.values
         if not len(values):
             return np.zeros(values.shape[1])
+        if self.has_missing:
+            return np.maximum(np.nanmax(values, axis=0), -np.nanmin(values, axis=0))
         return np.maximum(values.max(axis=0), -values.min(axis=0))
 
     def sample_rows(self, n_samples: int, random_state=None) -> GMMData:
@@ -223,7 +248,10 @@ class GMMData:  # numpydoc ignore=PR01
         values.setflags(write=False)
         obs = tuple(self.obs_names[i] for i in rows.tolist())
         source = f"{len(rows)} rows drawn from {self.source}"
-        return GMMData(values, self.feature_names, obs, source, self.standardization)
+        has_missing = self.has_missing and bool(np.isnan(values).any())
+        return GMMData(
+            values, self.feature_names, obs, source, self.standardization, None, has_missing
+        )
 
     @property
     def n_samples(self) -> int:
@@ -278,13 +306,22 @@ class GMMData:  # numpydoc ignore=PR01
         )
 
 
+def _shown(rows, n_rows: int) -> str:
+    return ", ".join(str(r) for r in rows[:10]) + (", ..." if n_rows > 10 else "")
+
+
 def _nonfinite_text(has_nan, has_inf, n_rows: int, rows, columns, what: str) -> str:
     kinds = [kind for kind, present in (("NaN", has_nan), ("inf", has_inf)) if present]
-    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if n_rows > 10 else "")
+    fix = (
+        "replace the infinite values (they are not missing values: a number was too large "
+        "or a division by zero happened upstream), or leave those rows out"
+        if has_inf
+        else f"fit with {option('missing', repr('em'), 'em')} (EM treats them as missing at "
+        f"random), or leave those rows out (for a DataFrame: df.dropna())"
+    )
     return (
-        f"{what} contains {' and '.join(kinds)} in {n_rows} row(s) (rows {shown}) "
-        f"of column(s) {columns}; remove or impute those rows before fitting "
-        f"(for a DataFrame: df.dropna())."
+        f"{what} contains {' and '.join(kinds)} in {n_rows} row(s) (rows "
+        f"{_shown(rows, n_rows)}) of column(s) {columns}; {fix}."
     )
 
 
@@ -294,6 +331,36 @@ def _nonfinite_message(values: np.ndarray, feature_names: tuple[str, ...], what:
     cols = [feature_names[j] for j in np.flatnonzero(bad.any(axis=0))]
     has_nan, has_inf = np.isnan(values).any(), np.isinf(values).any()
     return _nonfinite_text(has_nan, has_inf, rows.size, rows.tolist(), cols, what)
+
+
+def _check_missing(values: np.ndarray, feature_names: tuple[str, ...], what: str) -> bool:
+    """With missing values allowed: refuse inf and rows with nothing observed.
+
+    Returns whether any value is missing (NaN).
+    """
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise InputValueError(
+            _nonfinite_message(np.where(infinite, values, 0.0), feature_names, what)
+        )
+    missing = np.isnan(values)
+    if not missing.any():
+        return False
+    unseen = np.flatnonzero(missing.all(axis=0))
+    if unseen.size:
+        raise InputValueError(
+            f"{what} has no observed value in column(s) "
+            f"{[feature_names[j] for j in unseen]}: nothing can be estimated for them. "
+            f"Leave those columns out."
+        )
+    empty = np.flatnonzero(missing.all(axis=1))
+    if empty.size:
+        raise InputValueError(
+            f"{what} has {empty.size} row(s) with every value missing (rows "
+            f"{_shown(empty.tolist(), empty.size)}): such a row says nothing about any "
+            f"feature. Leave those rows out."
+        )
+    return True
 
 
 def _standardization(center, scale, names: tuple[str, ...]) -> Standardization:
@@ -363,9 +430,9 @@ def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tup
     return values, tuple(str(c) for c in df.columns), rows
 
 
-def _read_path(path: Path, columns) -> tuple[np.ndarray, tuple, tuple]:
+def _read_path(path: Path, columns, missing: str) -> tuple[np.ndarray, tuple, tuple]:
     """A CSV file through :func:`read_csv` (its defaults), warning about what it left out."""
-    table = read_csv(path, columns=columns)
+    table = read_csv(path, columns=columns, keep_missing=missing == "allow")
     _warn_left_out(table)
     return _from_table(table)
 
@@ -478,6 +545,7 @@ def as_data(
     feature_names: list[str] | None = None,
     source: str | None = None,
     lazy: bool | None = None,
+    missing: str = "raise",
 ) -> GMMData:
     """Validate data from any supported source into a :class:`GMMData`.
 
@@ -505,28 +573,53 @@ def as_data(
         lazily; ``lazy=False`` loads a lazy source into memory. Needs Dask
         (``pip install 'bgmm[scale]'``). Lazy sources are checked in one pass over their
         blocks (finite values, magnitudes); the rows are never gathered.
+    missing : {"raise", "allow"}, default "raise"
+        NaN values: refused (the message names ``missing="em"`` of the EM solver), or
+        kept as missing values (``GMMData.has_missing``) for a solver that models them.
+        Infinite values and rows with every value missing are refused either way. In
+        memory only.
 
     Returns
     -------
     GMMData
-        Finite float64 values, read-only, with feature and observation names.
+        Finite float64 values (NaN where missing and allowed), read-only, with feature and
+        observation names.
 
     Raises
     ------
     ValueError
-        Missing or unreadable files, wrong dimensionality, empty input, NaN or inf.
+        Missing or unreadable files, wrong dimensionality, empty input, inf, NaN (unless
+        allowed), rows with nothing observed.
     TypeError
         Non-numeric values (named by column where there are columns).
     """
+    if missing not in MISSING:
+        raise InputValueError(f"missing must be one of {MISSING}, got {missing!r}.")
     if isinstance(X, GMMData):
+        if X.has_missing and missing == "raise":
+            raise InputValueError(
+                _nonfinite_message(X.values, X.feature_names, f"data from {X.source}")
+            )
         if standardize and X.standardization is None:
-            return as_data(X.to_dataframe(), standardize=True, source=X.source, feature_names=None)
+            return as_data(
+                X.to_dataframe(),
+                standardize=True,
+                source=X.source,
+                feature_names=None,
+                missing=missing,
+            )
         return X
     from bgmm._dask import is_lazy_source
 
     if lazy is None:
         lazy = is_lazy_source(X)
     if lazy:
+        if missing != "raise":
+            raise InputValueError(
+                f"missing={missing!r} needs the data in memory; lazy data with NaN are not "
+                f"supported yet. Load them with lazy=False, or leave the rows with missing "
+                f"values out."
+            )
         return _lazy_data(X, columns, standardize, feature_names, source)
     if is_lazy_source(X):  # lazy=False: the whole source, in memory
         data = _lazy_data(X, columns, False, feature_names, source)
@@ -541,7 +634,7 @@ def as_data(
         values, names, obs = _from_table(X)
     elif isinstance(X, str | os.PathLike):
         src = source or str(X)
-        values, names, obs = _read_path(Path(X), columns)
+        values, names, obs = _read_path(Path(X), columns, missing)
     elif isinstance(X, pd.DataFrame):
         src = source or "pandas DataFrame"
         values, names, obs = _from_frame(X, columns, "the DataFrame")
@@ -553,8 +646,11 @@ def as_data(
         values, names, obs = _from_array(X)
     names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
+    has_missing = False
     if not all_finite(values):
-        raise InputValueError(_nonfinite_message(values, names, f"data from {src}"))
+        if missing == "raise":
+            raise InputValueError(_nonfinite_message(values, names, f"data from {src}"))
+        has_missing = _check_missing(values, names, f"data from {src}")
     # The one copy of the data (never a view of the caller's array), 64-byte aligned so
     # that the EM engine's JAX device reads it in place.
     values = aligned_copy(values)
@@ -562,17 +658,22 @@ def as_data(
     if standardize:
         # Divide by each column's largest magnitude first, so that data whose squares
         # overflow (|x| near 1e300) still give a finite mean and standard deviation.
-        magnitude = np.maximum(values.max(axis=0), -values.min(axis=0))
+        # (NaN-aware where values are missing: the moments of the observed values.)
+        nan = has_missing
+        magnitude = np.maximum(
+            (np.nanmax if nan else np.max)(values, axis=0),
+            -(np.nanmin if nan else np.min)(values, axis=0),
+        )
         magnitude[magnitude == 0] = 1.0
         unit = values / magnitude
-        center = unit.mean(axis=0) * magnitude
-        scale = unit.std(axis=0) * magnitude
+        center = (np.nanmean if nan else np.mean)(unit, axis=0) * magnitude
+        scale = (np.nanstd if nan else np.std)(unit, axis=0) * magnitude
         del unit
         standardization = _standardization(center, scale, names)
         values -= standardization.center  # in place: the same as transform(values)
         values /= standardization.scale
     values.setflags(write=False)
-    return GMMData(values, names, obs, src, standardization)
+    return GMMData(values, names, obs, src, standardization, None, has_missing)
 
 
 def require_in_memory(data: GMMData, what: str) -> None:

@@ -103,7 +103,7 @@ def test_nan_in_dataframe_names_rows_and_column():
     df = pd.DataFrame({"h": [1.0, 2.0, 3.0], "w": [1.0, None, 2.0]})
     with pytest.raises(
         ValueError,
-        match=re.escape("NaN in 1 row(s) (rows 1) of column(s) ['w']; remove or impute"),
+        match=re.escape("NaN in 1 row(s) (rows 1) of column(s) ['w']; fit with missing='em'"),
     ):
         as_data(df)
 

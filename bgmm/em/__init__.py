@@ -10,6 +10,7 @@ from bgmm.em.solver import (
     IterationProgress,
     evaluate,
     fit_em,
+    impute,
     log_component_densities,
 )
 from bgmm.em.uncertainty import StandardErrors, standard_errors
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate",
     "fit_em",
     "graph",
+    "impute",
     "log_component_densities",
     "standard_errors",
 ]

@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from bgmm.data import as_data, check_features
+from bgmm.data import check_features
 from bgmm.datasets import simulate
-from bgmm.em.solver import EMResult, evaluate, fit_em
+from bgmm.em.solver import EMResult, _missing_data, evaluate, fit_em, impute
 from bgmm.exceptions import InputValueError, SingularCovarianceError
 
 __all__ = ["GaussianMixtureEM"]
@@ -55,6 +56,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Precision of the computation (see :func:`bgmm.fit_em`).
     chunk_size : int, optional
         Rows per chunk of the E step; chosen by the engine by default.
+    missing : {"raise", "em"}, default "raise"
+        Missing values (NaN): refused, or fitted by EM under missing at random (see
+        :func:`bgmm.fit_em`). With ``"em"``, ``predict``, ``predict_proba``,
+        ``score_samples`` and ``score`` accept rows with missing values (their observed
+        coordinates decide), and :meth:`impute` fills them in.
 
     Attributes
     ----------
@@ -116,6 +122,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         covariances_init: Any = None,
         dtype: str = "float64",
         chunk_size: int | None = None,
+        missing: str = "raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -130,6 +137,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.covariances_init = covariances_init
         self.dtype = dtype
         self.chunk_size = chunk_size
+        self.missing = missing
 
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixtureEM:
         """Estimate the parameters by EM.
@@ -148,7 +156,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         GaussianMixtureEM
             The fitted estimator (``self``).
         """
-        data = as_data(X)
+        data = _missing_data(X, self.missing)
         result = fit_em(
             data,
             self.n_components,
@@ -165,6 +173,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             sample_weight=sample_weight,
             dtype=self.dtype,
             chunk_size=self.chunk_size,
+            missing=self.missing,
         )
         self._set_fitted(result, X)
         return self
@@ -218,9 +227,29 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _evaluate(self, X) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self)
-        data = as_data(X)
+        data = _missing_data(X, self.missing)
         check_features(data, self.n_features_in_, type(self).__name__)
-        return evaluate(self.result_.params, data)
+        return evaluate(self.result_.params, data, missing=self.missing)
+
+    def impute(self, X) -> xr.Dataset:
+        r"""The missing values of ``X``: conditional means and variances (``missing="em"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), DataFrame, DataArray or path
+            Read through :func:`bgmm.as_data`, NaN where missing; the features used in
+            ``fit``.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``x`` (missing values replaced by :math:`E[x_m \mid x_o]`), ``variance``,
+            ``missing`` and ``log_likelihood`` (:func:`bgmm.em.impute`).
+        """
+        check_is_fitted(self)
+        data = _missing_data(X, "em")
+        check_features(data, self.n_features_in_, type(self).__name__)
+        return impute(self.result_.params, data)
 
     def predict(self, X) -> np.ndarray:
         r"""Most probable component of every sample, :math:`\arg\max_k \gamma_{kn}`.

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
+import xarray as xr
 from numpy.lib.recfunctions import unstructured_to_structured
 from pytensor.conditional import ifelse
 from pytensor.link.jax.linker import JAXLinker
@@ -46,6 +47,7 @@ from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
 from bgmm.em.hierarchical import MAX_POINTS, hierarchical_partition
+from bgmm.em.missing import missingness_patterns, row_e_step
 from bgmm.em.stats import SufficientStats
 from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
@@ -62,9 +64,11 @@ __all__ = [
     "HISTORY_FIELDS",
     "SINGULAR_RTOL",
     "SPURIOUS_GAP",
+    "MISSING",
     "EMResult",
     "evaluate",
     "fit_em",
+    "impute",
     "log_component_densities",
 ]
 
@@ -252,6 +256,7 @@ class Shapes(NamedTuple):
     n_rest: int = 0
     weighted: bool = True  # False: unit sample weights, no weight arrays
     family: str = "VVV"  # the covariance family (bgmm.covariance)
+    n_patterns: int = 0  # missingness patterns (bgmm.em.missing); 0: complete data
 
 
 # Fits may run in threads (Dask's threaded scheduler, a thread pool of fits): one thread
@@ -303,6 +308,11 @@ def _compiled_mixture(n_features: int, n_components: int, dtype: str) -> Mixture
     with _COMPILE_LOCK:
         fns = _compile_mixture(n_features, n_components, dtype, COMPILE_MODE)
         return MixtureFunctions(*(thread_own(fn) for fn in fns))
+
+
+def _compiled_missing_rows(n_features: int, n_components: int, dtype: str):
+    with _COMPILE_LOCK:
+        return thread_own(_compile_missing_rows(n_features, n_components, dtype, COMPILE_MODE))
 
 
 def _compiled_m_step(n_features: int, n_components: int, dtype: str, family: str):
@@ -432,6 +442,7 @@ def _theta_inputs(shapes: Shapes):
 def _data_inputs(shapes: Shapes) -> ChunkedData:
     d, dtype = shapes.n_features, shapes.dtype
     m, c, rest, weighted = shapes.n_chunks, shapes.chunk_rows, shapes.n_rest, shapes.weighted
+    p = shapes.n_patterns
     return ChunkedData(
         chunks=pt.tensor("chunks", shape=(m, c, d), dtype=dtype),
         chunk_weights=pt.tensor("chunk_weights", shape=(m, c), dtype=dtype) if weighted else None,
@@ -439,6 +450,11 @@ def _data_inputs(shapes: Shapes) -> ChunkedData:
         rest_weights=(
             pt.tensor("rest_weights", shape=(rest,), dtype=dtype) if weighted and rest else None
         ),
+        chunk_patterns=pt.tensor("chunk_patterns", shape=(m, c), dtype="int64") if p else None,
+        rest_patterns=(
+            pt.tensor("rest_patterns", shape=(rest,), dtype="int64") if p and rest else None
+        ),
+        observed=pt.tensor("observed", shape=(p, d), dtype=dtype) if p else None,
     )
 
 
@@ -460,7 +476,7 @@ def _compile_block(shapes: Shapes, mode: str) -> Callable[..., Any]:
 
     def compute(step, w, mu, cov, ll_prev, stopped):
         factors = graph.factorize(cov)
-        stats = data_statistics(data, w, mu, factors)
+        stats = data_statistics(data, w, mu, factors, cov)
         keep = stopped | pt.ge(step, n_active)
         return _iteration(stats, factors, w, mu, cov, ll_prev, stopped, keep, settings)
 
@@ -570,7 +586,7 @@ def _compile_statistics(shapes: Shapes, mode: str) -> Callable[..., Any]:
     # task computes. Built once per shape in each process (each Dask worker keeps its own).
     data = _data_inputs(shapes)
     weights, means, covariances = _theta_inputs(shapes)
-    stats = data_statistics(data, weights, means, graph.factorize(covariances))
+    stats = data_statistics(data, weights, means, graph.factorize(covariances), covariances)
     return _function(
         [*(v for v in data if v is not None), weights, means, covariances],
         [stats.nk, stats.s1, stats.s2, stats.log_likelihood, stats.entropy],
@@ -594,6 +610,20 @@ def _compile_mixture(d: int, k: int, dtype: str, mode: str) -> MixtureFunctions:
     )
     resp_fn = _function([X, w1, mu1, cov1], step.resp, mode, d)
     return MixtureFunctions(evaluate=evaluate_fn, responsibilities=resp_fn)
+
+
+@functools.cache
+def _compile_missing_rows(d: int, k: int, dtype: str, mode: str) -> Callable[..., Any]:
+    # The E step at one mixture on rows with missing values, and the imputation.
+    X = pt.matrix("X", shape=(None, d), dtype=dtype)
+    pattern = pt.vector("pattern", dtype="int64")
+    observed = pt.matrix("observed", shape=(None, d), dtype=dtype)
+    w1 = pt.tensor("weights", shape=(k,), dtype=dtype)
+    mu1 = pt.tensor("means", shape=(k, d), dtype=dtype)
+    cov1 = pt.tensor("covariances", shape=(k, d, d), dtype=dtype)
+    rows = row_e_step(X, pattern, observed, w1, mu1, cov1)
+    pivots = graph.factorize(cov1).pivots
+    return _function([X, pattern, observed, w1, mu1, cov1], [*rows, pivots], mode, d)
 
 
 @functools.cache
@@ -748,25 +778,35 @@ class DeviceData(NamedTuple):
     chunk_weights: Any
     rest: Any
     rest_weights: Any
+    chunk_patterns: Any = None
+    rest_patterns: Any = None
+    observed: Any = None
 
     def inputs(self) -> list:
         """The arrays, in the order the compiled block takes them."""
         return [a for a in self if a is not None]
 
 
-def _chunk_rows(n_samples, n_mixture_components, n_features, chunk_size, dtype) -> int:
+def _chunk_rows(
+    n_samples, n_mixture_components, n_features, chunk_size, dtype, missing: bool = False
+) -> int:
     if chunk_size is None:
-        per_row = np.dtype(dtype).itemsize * n_mixture_components * (3 * n_features + 4)
+        # With missing values each row reads its pattern's two (d, d) matrices per component.
+        per_component = 3 * n_features + 4 + (2 * n_features**2 + n_features if missing else 0)
+        per_row = np.dtype(dtype).itemsize * n_mixture_components * per_component
         chunk_size = max(64, CHUNK_BYTES // per_row)
     return min(int(chunk_size), n_samples)
 
 
-def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -> DeviceData:
+def _to_device(
+    values: np.ndarray, sample_weight, chunk_rows: int, dtype: str, patterns=None
+) -> DeviceData:
+    """The rows in chunks on the device; with ``patterns``, NaN as 0 and each row's pattern."""
     n, d = values.shape
     n_chunks = n // chunk_rows
     split = n_chunks * chunk_rows
 
-    def put(a, shape):
+    def put(a, shape, dtype=dtype):
         # A reshape of the leading rows is a view. JAX's CPU device reads a 64-byte aligned
         # array in place (as_data aligns the data); an accelerator keeps one copy.
         a = np.ascontiguousarray(a, dtype=dtype).reshape(shape)
@@ -783,7 +823,9 @@ def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -
         return out
 
     weighted = sample_weight is not None
-    return DeviceData(
+    if patterns is not None:
+        values = np.nan_to_num(values, nan=0.0)  # never read: each pattern masks its own
+    device = DeviceData(
         chunks=put(values[:split], (n_chunks, chunk_rows, d)),
         chunk_weights=put(sample_weight[:split], (n_chunks, chunk_rows)) if weighted else None,
         rest=put(values[split:], (n - split, d)) if split < n else None,
@@ -791,16 +833,24 @@ def _to_device(values: np.ndarray, sample_weight, chunk_rows: int, dtype: str) -
             put(sample_weight[split:], (n - split,)) if weighted and split < n else None
         ),
     )
+    if patterns is None:
+        return device
+    index = patterns.index
+    return device._replace(
+        chunk_patterns=put(index[:split], (n_chunks, chunk_rows), "int64"),
+        rest_patterns=put(index[split:], (n - split,), "int64") if split < n else None,
+        observed=put(patterns.observed, patterns.observed.shape),
+    )
 
 
-def _padded_pieces(values: np.ndarray, n_components: int, dtype: str):
+def _padded_pieces(values: np.ndarray, n_components: int, dtype: str, missing: bool = False):
     """``(start, stop, piece)`` over the rows, each piece zero-padded to a power of two.
 
     Pieces have at most ``PIECE_ROWS`` rows and stay within the chunk budget
     ``CHUNK_BYTES``; padding keeps the number of distinct compiled shapes small.
     """
     n_samples, n_features = values.shape
-    budget = _chunk_rows(PIECE_ROWS, n_components, n_features, None, dtype)
+    budget = _chunk_rows(PIECE_ROWS, n_components, n_features, None, dtype, missing)
     most = 1 << (budget.bit_length() - 1)
     size = most if n_samples >= most else max(8, 1 << (n_samples - 1).bit_length())
     for start in range(0, n_samples, size):
@@ -840,6 +890,39 @@ def _e_step_rows(
             log_phi[start:stop] = np.asarray(out.log_phi)[rows]
         pivots = np.asarray(out.pivots)
     return RowResults(log_resp, log_norm, log_phi, pivots)
+
+
+class MissingRows(NamedTuple):
+    """The E step on rows with missing values (``_missing_rows``), host arrays."""
+
+    log_resp: np.ndarray
+    log_norm: np.ndarray
+    imputed: np.ndarray
+    variance: np.ndarray
+    pivots: np.ndarray
+
+
+def _missing_rows(params: GMMParams, values: np.ndarray, dtype: str = "float64") -> MissingRows:
+    """The E step and the imputation on every row (NaN where missing), a piece at a time."""
+    n, k = values.shape[0], params.n_components
+    patterns = missingness_patterns(values)
+    fn = _compiled_missing_rows(params.n_features, k, dtype)
+    theta = [np.asarray(a, dtype=dtype) for a in (params.weights, params.means)]
+    theta.append(np.asarray(params.covariances, dtype=dtype))
+    observed = patterns.observed.astype(dtype)
+    filled = np.nan_to_num(values, nan=0.0)
+    out = MissingRows(
+        np.empty((n, k)), np.empty(n), np.empty(values.shape), np.empty(values.shape), None
+    )
+    pivots = None
+    for start, stop, piece in _padded_pieces(filled, k, dtype, missing=True):
+        index = np.zeros(len(piece), dtype=np.int64)
+        index[: stop - start] = patterns.index[start:stop]
+        rows = fn(piece, index, observed, *theta)
+        for target, got in zip(out[:4], rows[:4], strict=True):
+            target[start:stop] = np.asarray(got)[: stop - start]
+        pivots = np.asarray(rows[4])
+    return out._replace(pivots=pivots)
 
 
 def _responsibilities(params: GMMParams, values: np.ndarray, dtype: str) -> np.ndarray:
@@ -1343,6 +1426,7 @@ def fit_em(
     chunk_size: int | None = None,
     callback: Callable[[int, int, float], None] | None = None,
     progress: Callable[[IterationProgress], None] | None = None,
+    missing: str = "raise",
 ) -> EMResult:
     r"""Fit a Gaussian mixture by expectation-maximisation.
 
@@ -1423,6 +1507,14 @@ def fit_em(
         Called as ``progress(IterationProgress)`` after every iteration of a fit on lazy
         data and every block of ``BLOCK_SIZE`` iterations in memory: the iterations done,
         the best log-likelihood and its change (the command line's progress lines).
+    missing : {"raise", "em"}, default "raise"
+        Missing values (NaN, empty CSV cells): refused with a message, or fitted by
+        maximum likelihood under missing at random (:mod:`bgmm.em.missing`): the missing
+        coordinates are one more latent variable of EM, ``log_likelihood`` and the
+        history are those of the observed values, and the responsibilities come from
+        each row's observed coordinates. Starts are computed on the data with each
+        column's missing values set to its observed mean. :func:`impute` gives the
+        missing values' conditional means and variances. In memory only.
 
     Returns
     -------
@@ -1459,8 +1551,10 @@ def fit_em(
     References
     ----------
     Dempster, Laird & Rubin (1977), JRSS B 39(1). Bishop (2006), PRML, section 9.2.
+    Ghahramani & Jordan (1994), "Supervised learning from incomplete data via an EM
+    approach", NIPS 6 (missing values).
     """
-    data = X if isinstance(X, GMMData) else as_data(X)
+    data = _missing_data(X, missing)
     n_components = check_n_components(data, n_components)
     family = get_family(covariance_type, data.n_features)
     check_number("tol", tol, low=0.0)
@@ -1491,10 +1585,13 @@ def fit_em(
     )
     rng = np.random.default_rng(random_state)
     values = data.values
+    patterns = missingness_patterns(values) if data.has_missing else None
     needs_starts = any(v is None for v in user.values())
     # Lazy data start from a seeded subsample (dask_engine.START_ROWS rows, all of them in
     # order when there are fewer); in-memory data from all their rows.
     start_values, start_weights = values, weights
+    if patterns is not None and needs_starts:
+        start_values = _mean_filled(values)
     if data.lazy and needs_starts:
         start_values, start_weights = dask_engine.start_rows(values, weights, rng)
     fingerprint = (
@@ -1529,6 +1626,7 @@ def fit_em(
         dtype,
         weighted=weights is not None,
         family=family.name,
+        n_patterns=0 if patterns is None else patterns.n_patterns,
     )
     if data.lazy:
         iteration = dask_engine.DaskIteration(values, weights, shapes, total, chunk_size)
@@ -1537,9 +1635,14 @@ def fit_em(
         )
     else:
         rows = _chunk_rows(
-            data.n_samples, n_init * n_components, data.n_features, chunk_size, dtype
+            data.n_samples,
+            n_init * n_components,
+            data.n_features,
+            chunk_size,
+            dtype,
+            missing=patterns is not None,
         )
-        device = _to_device(values, weights, rows, dtype)
+        device = _to_device(values, weights, rows, dtype, patterns)
         shapes = shapes._replace(
             n_chunks=device.chunks.shape[0],
             chunk_rows=rows,
@@ -1559,7 +1662,12 @@ def fit_em(
     # passed a float64 array, it reads that array (as_data's copy holds the same values)
     # and the copy, made for the device, is released before resp is allocated.
     n_samples, feature_names = data.n_samples, data.feature_names
-    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.shape == values.shape:
+    if (
+        patterns is None
+        and isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and X.shape == values.shape
+    ):
         del data, values
         values = X
     finals = [run.log_likelihood for run in runs]
@@ -1592,7 +1700,9 @@ def fit_em(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        if isinstance(values, np.ndarray):
+        if patterns is not None:
+            resp = np.exp(_missing_rows(params, values, dtype).log_resp)
+        elif isinstance(values, np.ndarray):
             resp = _responsibilities(params, values, dtype)
         else:
             resp = dask_engine.e_step_lazy(params, values, "resp", dtype)
@@ -1617,6 +1727,29 @@ def fit_em(
     )
 
 
+#: What :func:`fit_em` does with missing values (NaN): refuse them, or fit them by EM.
+MISSING = ("raise", "em")
+
+
+def _missing_data(X, missing: str) -> GMMData:
+    """``as_data`` for ``missing``: NaN refused (the message names ``missing="em"``) or kept."""
+    if missing not in MISSING:
+        raise InputValueError(
+            f"missing must be one of {MISSING}, got {missing!r}: 'em' fits missing values "
+            f"(missing at random), 'raise' refuses them."
+        )
+    return as_data(X, missing="allow" if missing == "em" else "raise")
+
+
+def _mean_filled(values: np.ndarray) -> np.ndarray:
+    """Each column's missing values set to its observed mean (where EM's starts come from)."""
+    filled = np.array(values)
+    means = np.nanmean(values, axis=0)
+    rows, cols = np.nonzero(np.isnan(filled))
+    filled[rows, cols] = means[cols]
+    return filled
+
+
 def _best_restart(runs: list[_Run]) -> int:
     """The restart with the highest final ln p, passing over spurious maxima if it can."""
     scores = [run.log_likelihood if np.isfinite(run.log_likelihood) else -np.inf for run in runs]
@@ -1626,7 +1759,9 @@ def _best_restart(runs: list[_Run]) -> int:
     return int(np.argmax(scores))
 
 
-def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    params: GMMParams, X: Any, *, missing: str = "raise"
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Log responsibilities and per-sample log-likelihoods of ``X`` under ``params``.
 
     The E step of :func:`fit_em`, on any data; see :func:`bgmm.em.log_component_densities`
@@ -1638,6 +1773,9 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
         The mixture.
     X : array-like of shape (n_samples, n_features) or anything :func:`bgmm.as_data` reads
         The data.
+    missing : {"raise", "em"}, default "raise"
+        Rows with missing values (NaN): refused, or evaluated on their observed
+        coordinates (:math:`\ln p(x_{n,o} \mid \theta)` and the responsibilities from it).
 
     Returns
     -------
@@ -1651,8 +1789,73 @@ def evaluate(params: GMMParams, X: Any) -> tuple[np.ndarray, np.ndarray]:
     SingularCovarianceError
         A covariance of ``params`` is singular.
     """
-    rows = _evaluate_all(params, X, densities=False)
+    data = _missing_data(X, missing)
+    if data.has_missing:
+        rows = _checked_missing_rows(params, data)
+        return rows.log_resp, rows.log_norm
+    rows = _evaluate_all(params, data, densities=False)
     return rows.log_resp, rows.log_norm
+
+
+def _checked_missing_rows(params: GMMParams, data: GMMData) -> MissingRows:
+    """``_missing_rows`` on validated data, refusing singular covariances."""
+    check_features(data, params.n_features)
+    _check_scale(data, "float64")
+    rows = _missing_rows(params, np.asarray(data.values))
+    bad = _singular_components(rows.pivots)
+    if bad:
+        raise SingularCovarianceError(
+            _singular_message(bad, params.covariances, "in these parameters")
+        )
+    return rows
+
+
+def impute(params: GMMParams, X: Any) -> xr.Dataset:
+    r"""The missing values' conditional means and variances under a fitted mixture.
+
+    .. math::
+        E[x_{n,m} \mid x_{n,o}] = \sum_k \gamma_{nk} \hat x_{nk,m}, \qquad
+        \mathrm{Var}[x_{nj} \mid x_{n,o}] = \sum_k \gamma_{nk}
+        \left(C_{k,jj} + (\hat x_{nkj} - E[x_{nj} \mid x_{n,o}])^2\right)
+
+    with :math:`\gamma_{nk}` from the observed coordinates, :math:`\hat x_{nk,m}` and
+    :math:`C_k` of :mod:`bgmm.em.missing`: the posterior mean of each missing entry under
+    the mixture (a single value, not a draw) and the uncertainty around it, which mixes
+    the components' conditional variances and their disagreement.
+
+    Parameters
+    ----------
+    params : GMMParams
+        The mixture (e.g. ``fit_em(X, K, missing="em").params``).
+    X : array-like of shape (n_samples, n_features) or anything :func:`bgmm.as_data` reads
+        The data, NaN (or an empty CSV cell) where missing.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``(obs_id, feature)``: ``x`` (the data with each missing value replaced by
+        its conditional mean), ``variance`` (0 where observed), ``missing`` (bool), and
+        ``log_likelihood`` over ``obs_id`` (:math:`\ln p(x_{n,o} \mid \theta)`).
+
+    Raises
+    ------
+    SingularCovarianceError
+        A covariance of ``params`` is singular.
+    """
+    data = as_data(X, missing="allow")
+    rows = _checked_missing_rows(params, data)
+    coords = {"obs_id": list(data.obs_names), "feature": list(data.feature_names)}
+    dims = ("obs_id", "feature")
+    return xr.Dataset(
+        {
+            "x": (dims, readonly(rows.imputed)),
+            "variance": (dims, readonly(rows.variance)),
+            "missing": (dims, ~data.observed),
+            "log_likelihood": ("obs_id", readonly(rows.log_norm)),
+        },
+        coords=coords,
+        attrs={"source": data.source},
+    )
 
 
 def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from bgmm.covariance import FAMILIES, CovarianceFamily
-from bgmm.em import graph
+from bgmm.em import graph, missing
 from bgmm.em.stats import SufficientStats, combine
 
 __all__ = [
@@ -41,12 +41,22 @@ class ChunkedData(NamedTuple):  # numpydoc ignore=PR01
         The remaining rows; None when the chunks hold every row.
     rest_weights : tensor of shape (n_rest,) or None
         Their sample weights; None for unit weights or no remainder.
+    chunk_patterns : int tensor of shape (n_chunks, chunk_size) or None
+        With missing values (:mod:`bgmm.em.missing`): each row's missingness pattern,
+        the missing values themselves replaced by 0. None for complete data.
+    rest_patterns : int tensor of shape (n_rest,) or None
+        The remainder's patterns.
+    observed : tensor of shape (n_patterns, n_features) or None
+        1.0 where a pattern's coordinate is observed.
     """
 
     chunks: pt.TensorVariable
     chunk_weights: pt.TensorVariable | None
     rest: pt.TensorVariable | None
     rest_weights: pt.TensorVariable | None
+    chunk_patterns: pt.TensorVariable | None = None
+    rest_patterns: pt.TensorVariable | None = None
+    observed: pt.TensorVariable | None = None
 
 
 class MStep(NamedTuple):  # numpydoc ignore=PR01
@@ -168,12 +178,17 @@ def m_step(
     )
 
 
-def data_statistics(data: ChunkedData, weights, means, factors) -> SufficientStats:
+def data_statistics(
+    data: ChunkedData, weights, means, factors, covariances=None
+) -> SufficientStats:
     r"""The E step over every chunk and the remainder, its statistics summed.
 
     .. math::
         N_k = \sum_{\text{chunks } c} N_k^{(c)}, \quad S_k = \sum_c S_k^{(c)}, \quad
         \ln p(X \mid \theta) = \sum_c \ln p(X^{(c)} \mid \theta), \quad \dots
+
+    With missing values (``data.observed`` set), the statistics of the expected complete
+    rows (:mod:`bgmm.em.missing`).
 
     Parameters
     ----------
@@ -185,12 +200,16 @@ def data_statistics(data: ChunkedData, weights, means, factors) -> SufficientSta
         :math:`\mu_k`, also the shift of the moments.
     factors : graph.Factorization
         Of the covariances.
+    covariances : tensor of shape (n_restarts, n_components, n_features, n_features)
+        :math:`\Sigma_k`; needed with missing values only.
 
     Returns
     -------
     SufficientStats
         Summed over all rows.
     """
+    if data.observed is not None:
+        return _missing_data_statistics(data, weights, means, factors, covariances)
     weighted = data.chunk_weights is not None
     rest = None
     if data.rest is not None:
@@ -229,3 +248,56 @@ def data_statistics(data: ChunkedData, weights, means, factors) -> SufficientSta
     )
     chunked = SufficientStats(nk, s1, s2, means, ll, ent, chunk_total)
     return chunked if rest is None else combine(chunked, rest)
+
+
+def _missing_data_statistics(data: ChunkedData, weights, means, factors, covariances):
+    """``data_statistics`` with missing coordinates: a scan of ``missing.chunk_statistics``."""
+    pf = missing.pattern_factors(covariances, factors, data.observed)
+    weighted = data.chunk_weights is not None
+    parts = []
+    if data.rest is not None:
+        parts.append(
+            missing.chunk_statistics(
+                data.rest, data.rest_patterns, data.observed, data.rest_weights, weights, means, pf
+            )
+        )
+
+    def accumulate(x, pattern, *state):
+        w, sums = (state[0], state[1:]) if weighted else (None, state)
+        part = missing.chunk_statistics(x, pattern, data.observed, w, weights, means, pf)
+        st = part.stats
+        return [
+            pt.cast(total + new, total.dtype)
+            for total, new in zip(
+                sums,
+                (st.nk, st.s1, st.s2, st.log_likelihood, st.entropy, part.n_pk),
+                strict=True,
+            )
+        ]
+
+    batch, dtype = tuple(means.type.shape[:-1]), data.chunks.dtype
+    n_features = means.type.shape[-1]
+    init = [
+        pt.zeros(batch, dtype=dtype),
+        pt.zeros((*batch, n_features), dtype=dtype),
+        pt.zeros((*batch, n_features, n_features), dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
+        pt.zeros((data.observed.shape[0], *batch), dtype=dtype),
+    ]
+    sequences = [data.chunks, data.chunk_patterns]
+    sums = pytensor.scan(
+        accumulate,
+        sequences=[*sequences, data.chunk_weights] if weighted else sequences,
+        outputs_info=init,
+        return_updates=False,
+    )
+    nk, s1, s2, ll, ent, n_pk = (s[-1] for s in sums)
+    n_chunks, chunk_rows = data.chunks.shape[0], data.chunks.shape[1]
+    chunk_total = (
+        data.chunk_weights.sum() if weighted else pt.cast(n_chunks * chunk_rows, ll.dtype)
+    )
+    total = missing.MissingStats(SufficientStats(nk, s1, s2, means, ll, ent, chunk_total), n_pk)
+    for part in parts:
+        total = missing.MissingStats(combine(total.stats, part.stats), total.n_pk + part.n_pk)
+    return missing.complete_statistics(total, pf, data.observed)

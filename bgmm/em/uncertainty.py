@@ -35,6 +35,7 @@ from bgmm._spelling import option
 from bgmm.covariance import Chart, chart_at, covariances_on_chart, get_family
 from bgmm.data import GMMData, as_data, check_features
 from bgmm.em import graph
+from bgmm.em.missing import missingness_patterns, observed_log_density
 from bgmm.em.solver import _COMPILE_LOCK
 from bgmm.exceptions import InputValueError, SingularInformationError
 from bgmm.params import GMMParams
@@ -130,9 +131,9 @@ def to_unconstrained(params: GMMParams) -> np.ndarray:
 INFORMATION_ROWS = 4096
 
 
-def _compiled(k: int, d: int):
+def _compiled(k: int, d: int, missing: bool = False):
     with _COMPILE_LOCK:  # the pieces of lazy data run as Dask tasks, maybe in threads
-        return _compile(k, d)
+        return _compile(k, d, missing)
 
 
 # The derivatives compile with PyTensor's C virtual machine, whose copies are not safe to
@@ -142,14 +143,24 @@ _CALL_LOCK = threading.Lock()
 
 
 @functools.cache
-def _compile(k: int, d: int):
+def _compile(k: int, d: int, missing: bool = False):
+    # With missing values, the log density of each row's observed coordinates
+    # (bgmm.em.missing): the information of the observed-data log-likelihood. The rows
+    # then come with their patterns (missing values as 0).
     X = pt.matrix("X", shape=(None, d), dtype="float64")
     phi = pt.vector("phi", dtype="float64")
     weights, means, chol = _from_unconstrained(phi, k, d)
-    log_phi = graph.log_gaussian_density(X, means, chol)
+    covariances = chol @ chol.transpose(0, 2, 1)
+    inputs = [X, phi]
+    if missing:
+        pattern = pt.vector("pattern", dtype="int64")
+        observed = pt.matrix("observed", shape=(None, d), dtype="float64")
+        inputs = [X, pattern, observed, phi]
+        log_phi = observed_log_density(X, pattern, observed, means, covariances)
+    else:
+        log_phi = graph.log_gaussian_density(X, means, chol)
     step = graph.e_step(graph.weighted_log_density(log_phi, weights))
     log_lik = graph.log_likelihood(step.log_norm)
-    covariances = chol @ chol.transpose(0, 2, 1)
     theta = pt.concatenate([weights, means.ravel(), covariances.ravel()])
     gradient = grad(log_lik, phi)
     # vectorize=True differentiates all rows at once instead of through a scan.
@@ -157,7 +168,7 @@ def _compile(k: int, d: int):
     # Evaluated once per fit: the Python linker compiles in seconds where numba takes
     # minutes for this many second-derivative nodes.
     return pytensor.function(
-        [X, phi],
+        inputs,
         [log_lik, gradient, hess, jacobian(theta, phi, vectorize=True)],
         mode="FAST_COMPILE",
     )
@@ -237,9 +248,15 @@ def _piece_sums(x, *, phi, k: int, d: int) -> np.ndarray:
     n_phi = phi.size
     if x.shape[0] == 0:
         return np.zeros((1, 1 + n_phi + n_phi * n_phi))
-    fn = _compiled(k, d)
+    missing = np.isnan(x)
+    if missing.any():
+        patterns = missingness_patterns(x)
+        rows = [np.nan_to_num(x), patterns.index, patterns.observed.astype(np.float64)]
+        fn = _compiled(k, d, missing=True)
+    else:
+        rows, fn = [x], _compiled(k, d)
     with _CALL_LOCK:
-        ll, gradient, hess, _ = fn(x, phi)
+        ll, gradient, hess, _ = fn(*rows, phi)
     return np.concatenate([[ll], gradient, np.asarray(hess).ravel()])[None]
 
 
@@ -272,7 +289,7 @@ def _derivatives(values, phi: np.ndarray, k: int, d: int) -> Derivatives:
         )
         sums = np.asarray(packed.sum(axis=0, split_every=8).compute())
         first = np.asarray(values[:1].compute())
-    first = np.require(first, dtype=np.float64, requirements=["C", "A"])
+    first = np.require(np.nan_to_num(first), dtype=np.float64, requirements=["C", "A"])
     with _CALL_LOCK:  # d theta / d phi does not involve the data
         jacobian = _compiled(k, d)(first, phi)[3]
     return Derivatives(
@@ -324,11 +341,15 @@ def standard_errors(
     -----
     :math:`\operatorname{Cov}(\hat\theta) \approx J (-\nabla^2_\phi \ln p)^{-1} J^T`.
     The log density is written through the whitened differences of
-    :func:`bgmm.em.graph.whiten`, so data far from the origin lose no digits.
+    :func:`bgmm.em.graph.whiten`, so data far from the origin lose no digits. With missing
+    values (NaN) it is the density of each row's observed coordinates
+    (:func:`bgmm.em.missing.observed_log_density`): the observed information of the
+    observed-data log-likelihood, which is what a fit with ``missing="em"`` maximises
+    (Louis 1982 gives the same matrix through the complete-data information).
     """
     if errors not in ("raise", "missing"):
         raise InputValueError(f"errors must be 'raise' or 'missing', got {errors!r}.")
-    data = X if isinstance(X, GMMData) else as_data(X)
+    data = X if isinstance(X, GMMData) else as_data(X, missing="allow")
     k, d = params.n_components, params.n_features
     check_features(data, d, "the estimate")
     try:
@@ -342,7 +363,7 @@ def standard_errors(
 def _constant_features(data: GMMData) -> list[str]:
     """The features whose values are all equal (each makes the information singular)."""
     values = data.values
-    spread = values.max(axis=0) - values.min(axis=0)
+    spread = np.nanmax(values, axis=0) - np.nanmin(values, axis=0)
     if data.lazy:
         spread = spread.compute()
     return [data.feature_names[j] for j in np.flatnonzero(np.asarray(spread) == 0)]
