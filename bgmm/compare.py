@@ -402,7 +402,8 @@ def compare(
                 f"posterior has no '{group}' group; pass the DataTree returned by "
                 f"bgmm.bayes.sample_posterior."
             )
-    data = as_data(posterior["observed_data"]["x"])
+    # NaN where the data had missing values (the model marginalised them, as EM did)
+    data = as_data(posterior["observed_data"]["x"], missing="allow")
     sampled = json.loads(posterior.attrs.get("bgmm_settings", "{}")).get("covariance_type")
     if sampled is not None and not get_family(sampled).same_model(result.family, data.n_features):
         raise InputValueError(
@@ -458,7 +459,7 @@ def compare(
         if not (isinstance(em_resp, np.ndarray) and em_resp.shape[0] == data.n_samples):
             # EM on other rows (all of a lazy data set, the posterior on a subsample):
             # EM's memberships of the posterior's own rows, at the EM estimate.
-            em_resp = np.exp(evaluate(result.params, data)[0])
+            em_resp = np.exp(evaluate(result.params, data, missing="em")[0])
         post_mean = m["mean"].values
         membership = {
             "share_same_component": float(

@@ -56,7 +56,7 @@ numpydoc_xref_param_type = False
 # NamedTuple fields carry Python's generated "Alias for field number N" docstrings; the
 # classes document their fields under Attributes.
 numpydoc_validation_exclude = {
-    r"\.(EStep|Factorization|SufficientStats|ChunkedData|MStep|Chart|IterationProgress|Finding|Relabelling)\.\w+$"
+    r"\.(EStep|Factorization|SufficientStats|ChunkedData|MStep|Chart|IterationProgress|Finding|Relabelling|Patterns|PatternFactors|MissingStats|RowEStep)\.\w+$"
 }
 
 html_theme = "pydata_sphinx_theme"

@@ -20,6 +20,7 @@ PUBLIC_MODULES = (
     "bgmm.em.graph",
     "bgmm.em.stats",
     "bgmm.em.step",
+    "bgmm.em.missing",
     "bgmm.covariance",
     "bgmm.bayes",
     "bgmm.diagnostics",
@@ -38,6 +39,7 @@ PUBLIC_MODULES = (
 EQUATIONS = (
     "bgmm.fit_em",
     "bgmm.evaluate",
+    "bgmm.em.impute",
     "bgmm.simulate",
     "bgmm.GaussianMixtureEM",
     "bgmm.GaussianMixtureEM.predict_proba",

@@ -4,6 +4,7 @@ Depends on the data layer, and on :mod:`bgmm.em` for the starting point and the 
 the PyMC model itself shares no graph with the EM solver.
 """
 
+from bgmm.bayes.imputation import imputation_summary, impute_draws
 from bgmm.bayes.membership import draw_memberships, membership, n_clusters
 from bgmm.bayes.model import (
     BAYES_FAMILIES,
@@ -36,6 +37,9 @@ __all__ = [
     "CONTRACT_VARIABLES",
     "SamplingWarning",
     "sample_posterior",
+    # missing values
+    "impute_draws",
+    "imputation_summary",
     # labels and memberships
     "assignment_costs",
     "match_to_reference",

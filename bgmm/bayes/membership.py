@@ -12,6 +12,16 @@ from bgmm.exceptions import InputValueError
 __all__ = ["draw_memberships", "membership", "n_clusters"]
 
 
+def _log_densities(means: np.ndarray, covariances: np.ndarray, X: np.ndarray) -> np.ndarray:
+    r""":math:`\ln \mathcal{N}(x_n \mid \mu_k, \Sigma_k)` of every draw, ``(S, K, N)``."""
+    chol = np.linalg.cholesky(covariances)  # (S, K, d, d)
+    diff = X[None, None, :, :] - means[:, :, None, :]  # (S, K, N, d)
+    solved = np.linalg.solve(chol[:, :, None, :, :], diff[..., None])[..., 0]
+    maha = (solved**2).sum(axis=-1)  # (S, K, N)
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (S, K)
+    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + log_det[:, :, None] + maha)
+
+
 def draw_memberships(
     weights: np.ndarray, means: np.ndarray, covariances: np.ndarray, X: np.ndarray
 ) -> np.ndarray:
@@ -31,20 +41,25 @@ def draw_memberships(
     covariances : ndarray of shape (n_draws, K, n_features, n_features)
         :math:`\Sigma^{(s)}_k`.
     X : ndarray of shape (n_samples, n_features)
-        The observations.
+        The observations; NaN where missing (a row's observed coordinates then decide,
+        :math:`\mathcal{N}(x_{n,o} \mid \mu_{k,o}, \Sigma_{k,oo})`).
 
     Returns
     -------
     ndarray of shape (n_draws, n_samples, K)
         :math:`\gamma^{(s)}_{nk}`; each row sums to 1.
     """
-    chol = np.linalg.cholesky(covariances)  # (S, K, d, d)
-    diff = X[None, None, :, :] - means[:, :, None, :]  # (S, K, N, d)
-    solved = np.linalg.solve(chol[:, :, None, :, :], diff[..., None])[..., 0]
-    maha = (solved**2).sum(axis=-1)  # (S, K, N)
-    log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (S, K)
-    d = X.shape[1]
-    log_phi = -0.5 * (d * np.log(2 * np.pi) + log_det[:, :, None] + maha)
+    missing = np.isnan(X)
+    if missing.any():
+        log_phi = np.empty((*weights.shape, X.shape[0]))
+        patterns, index = np.unique(~missing, axis=0, return_inverse=True)
+        for p, o in enumerate(patterns):
+            rows = np.flatnonzero(index.reshape(-1) == p)
+            log_phi[:, :, rows] = _log_densities(
+                means[..., o], covariances[..., o, :][..., o], X[np.ix_(rows, o)]
+            )
+    else:
+        log_phi = _log_densities(means, covariances, X)
     weighted = log_phi + np.log(weights)[:, :, None]
     log_resp = weighted - logsumexp(weighted, axis=1, keepdims=True)
     return np.exp(log_resp).transpose(0, 2, 1)

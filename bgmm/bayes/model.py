@@ -229,17 +229,61 @@ def build_model(
         )
         # Observations as pm.Data: models of the same shape and priors then share one
         # compiled graph, so refitting new data (simulation studies) skips compilation.
-        x_obs = pm.Data("x_obs", np.asarray(data.values), dims=("obs_id", "feature"))
-        pm.Mixture(
-            "x",
-            w=weights,
-            comp_dists=pm.MvNormal.dist(mu=means, chol=chol),
-            observed=x_obs,
-            dims=("obs_id", "feature"),
-        )
+        if data.has_missing:
+            _observed_mixture(data, weights, means, chol)
+        else:
+            x_obs = pm.Data("x_obs", np.asarray(data.values), dims=("obs_id", "feature"))
+            pm.Mixture(
+                "x",
+                w=weights,
+                comp_dists=pm.MvNormal.dist(mu=means, chol=chol),
+                observed=x_obs,
+                dims=("obs_id", "feature"),
+            )
     model.bgmm_priors = p
     model.bgmm_family = family
     return model
+
+
+def _observed_mixture(data: GMMData, weights, means, chol):
+    r"""The observed variable ``x`` of data with missing values, marginalised per pattern.
+
+    A row's density is its observed sub-vector's,
+    :math:`\sum_k \pi_k \mathcal{N}(x_{n,o} \mid \mu_{k,o}, \Sigma_{k,oo})`: the
+    missing coordinates integrated out exactly, the quantity EM's ``missing="em"``
+    maximises. Each missingness pattern is one PyMC ``MvNormal`` over its observed
+    coordinates (written here, not shared with :mod:`bgmm.em`, so that the test that
+    the two log-likelihoods agree checks one against the other). The missing values are
+    not parameters of the model (PyMC would impute NaN in an observed variable by
+    sampling them): ``x_obs`` holds 0 in their place, never read.
+    """
+    values = np.asarray(data.values)
+    patterns, index = np.unique(~np.isnan(values), axis=0, return_inverse=True)
+    index = index.reshape(-1)
+    groups = [(np.flatnonzero(index == p), np.flatnonzero(o)) for p, o in enumerate(patterns)]
+    x_obs = pm.Data("x_obs", np.nan_to_num(values, nan=0.0), dims=("obs_id", "feature"))
+
+    def logp(value, weights, means, covariances):
+        # CustomDist adds the rows' batch dimension in front of each parameter (length 1)
+        weights, means = weights.reshape(weights.shape[-1:]), means.reshape(means.shape[-2:])
+        covariances = covariances.reshape(covariances.shape[-3:])
+        out = pt.zeros(value.shape[:1], dtype=value.dtype)
+        for rows, o in groups:
+            components = pm.MvNormal.dist(mu=means[:, o], cov=covariances[:, o][:, :, o])
+            log_phi = pm.logp(components, value[rows][:, None, o])  # (rows, K)
+            out = pt.set_subtensor(out[rows], pt.logsumexp(log_phi + pt.log(weights), axis=-1))
+        return out
+
+    return pm.CustomDist(
+        "x",
+        weights,
+        means,
+        chol @ pt.swapaxes(chol, -1, -2),
+        logp=logp,
+        observed=x_obs,
+        signature="(k),(k,d),(k,d,d)->(d)",
+        dims=("obs_id", "feature"),
+    )
 
 
 def _packed(chol: np.ndarray) -> np.ndarray:

@@ -194,9 +194,11 @@ class Priors:
         """
         d = data.n_features
         values = np.asarray(data.values)
-        sd = values.std(axis=0)
+        # of the observed values where some are missing (every column has some)
+        sd = np.nanstd(values, axis=0) if data.has_missing else values.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        loc = values.mean(axis=0) if self.means_loc is None else self.means_loc
+        centre = np.nanmean(values, axis=0) if data.has_missing else values.mean(axis=0)
+        loc = centre if self.means_loc is None else self.means_loc
         try:
             loc = np.asarray(loc, dtype=np.float64)
         except (TypeError, ValueError):

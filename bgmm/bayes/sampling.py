@@ -16,6 +16,7 @@ import pymc as pm
 import xarray as xr
 
 from bgmm._validation import check_number
+from bgmm.bayes.imputation import imputation_summary, impute_draws
 from bgmm.bayes.membership import (
     _all_memberships,
     _stacked,
@@ -36,7 +37,7 @@ from bgmm.contract import CONTRACT_VARIABLES, package_versions
 from bgmm.data import GMMData, as_data, check_n_components, require_in_memory
 from bgmm.defaults import CHAINS, DRAWS, TUNE
 from bgmm.diagnostics import Diagnostics, diagnose
-from bgmm.em import EMResult, GaussianMixtureEM
+from bgmm.em import EMResult, GaussianMixtureEM, impute
 from bgmm.exceptions import InputTypeError, InputValueError
 from bgmm.params import GMMParams
 
@@ -390,6 +391,10 @@ def sample_posterior(
         pm.compute_log_likelihood(
             tree, model=model, progressbar=False, compile_kwargs={"mode": backend.upper()}
         )
+    if data.has_missing:  # the data as they are: NaN where missing, not the model's zeros
+        observed = tree["observed_data"].to_dataset()
+        observed["x"] = observed["x"].copy(data=np.asarray(data.values))
+        tree["observed_data"] = xr.DataTree(observed)
     raw = tree["posterior"].to_dataset()[list(CONTRACT_VARIABLES)]
     means = (
         raw["means"].stack(sample=("chain", "draw")).transpose("sample", "component", "feature")
@@ -426,6 +431,11 @@ def sample_posterior(
     em_ds = params.to_dataset(data.feature_names, raw["component"].values.tolist())
     tree["em"] = xr.DataTree(em_ds)
     tree["membership"] = xr.DataTree(membership(relabelled, data, em_resp))
+    if data.has_missing:  # the missing values' posterior, EM's imputation beside it
+        values = impute_draws(relabelled, data, random_seed=int(rng.integers(2**31 - 1)))
+        tree["imputation"] = xr.DataTree(
+            imputation_summary(values, em=impute(params, data)).assign(x_missing=values)
+        )
     sparse = model.bgmm_priors.is_sparse
     if sparse:  # the sparse finite mixture's estimate of the number of clusters
         tree["n_clusters"] = xr.DataTree(

@@ -1513,7 +1513,7 @@ def fit_em(
         coordinates are one more latent variable of EM, ``log_likelihood`` and the
         history are those of the observed values, and the responsibilities come from
         each row's observed coordinates. Starts are computed on the data with each
-        column's missing values set to its observed mean. :func:`impute` gives the
+        column's missing values set to its observed mean. :func:`bgmm.em.impute` gives the
         missing values' conditional means and variances. In memory only.
 
     Returns
