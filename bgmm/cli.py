@@ -239,6 +239,7 @@ def _run_fit(args: argparse.Namespace, data, k, method, title, settings, covaria
                 on_stage=stages,
                 checkpoint=output / "fit.nc",
                 settings=settings,
+                missing=getattr(args, "missing", "raise"),
             )
         except Interrupted as stop:
             analysis, status = stop.analysis, EXIT_INTERRUPTED
@@ -324,6 +325,7 @@ def _read_data(args: argparse.Namespace) -> _Read:
             columns=columns,
             lazy=True if args.scheduler else None,
             standardize=args.standardize,
+            missing="allow" if args.missing == "em" else "raise",
         )
         return _Read(data, columns, [])
     table = read_csv(
@@ -334,13 +336,15 @@ def _read_data(args: argparse.Namespace) -> _Read:
         columns=columns,
         exclude=exclude,
         dropna=args.dropna,
+        keep_missing=args.missing == "em",
     )
     described = table.describe()
     if args.standardize:
         described.append("standardized: each column centred at its mean and divided by its sd")
     for line in described:
         print(line)
-    data = as_data(table, standardize=args.standardize)
+    missing = "allow" if args.missing == "em" else "raise"
+    data = as_data(table, standardize=args.standardize, missing=missing)
     return _Read(data, list(data.feature_names), described)
 
 
@@ -367,6 +371,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "backend": args.backend,
             "scheduler": args.scheduler,
             "standardize": args.standardize,
+            "missing": args.missing,
         }
         if described:
             settings["read"] = described
@@ -457,6 +462,7 @@ def _select_k(args: argparse.Namespace, data) -> int:
             loo=not args.no_loo,
             backend=args.backend,
             progressbar=not args.quiet,
+            missing=args.missing,
         )
         print("BIC (lower is better) by K and covariance family:")
         print(bic_table(table).round(3).to_string())
@@ -482,6 +488,7 @@ def _select_k(args: argparse.Namespace, data) -> int:
         loo=not args.no_loo,
         backend=args.backend,
         progressbar=not args.quiet,
+        missing=args.missing,
     )
     print(table.round(3).to_string())
     print(f"recommended: {table.attrs['recommendation']}")
@@ -515,6 +522,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dropna", action="store_true", help="leave out rows with missing values (and say so)"
+    )
+    p.add_argument(
+        "--missing",
+        choices=("raise", "em"),
+        default="raise",
+        help="missing values (empty cells): refuse them (raise, the default), or fit them "
+        "as missing at random (em: EM integrates them out, and so does the Bayesian model)",
     )
     p.add_argument(
         "--standardize",

@@ -219,9 +219,14 @@ def load_fit(path: str | os.PathLike) -> SavedFit:
         )
     data = None
     if "x" in d:
-        data = as_data(d["x"], source=d.attrs["source"])
+        data = as_data(d["x"], source=d.attrs["source"], missing="allow")
         data = GMMData(
-            data.values, data.feature_names, data.obs_names, data.source, standardization
+            data.values,
+            data.feature_names,
+            data.obs_names,
+            data.source,
+            standardization,
+            has_missing=data.has_missing,
         )
     feature_names = tuple(str(f) for f in d["feature"].values)
     e = tree["bgmm_em"].to_dataset()

@@ -18,15 +18,16 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from bgmm import plots
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
 from bgmm.data import GMMData
-from bgmm.em import EMResult, evaluate, standard_errors
+from bgmm.em import EMResult, evaluate, impute, standard_errors
 from bgmm.io import save_fit
 
-__all__ = ["CORRELATIONS_DRAWN", "HISTORY_ROWS", "PLOT_ROWS", "write_report"]
+__all__ = ["CORRELATIONS_DRAWN", "HISTORY_ROWS", "IMPUTED_ROWS", "PLOT_ROWS", "write_report"]
 
 #: Rows drawn for the scatter plot of a fit on lazy data (the rows stay where they are).
 PLOT_ROWS = 5000
@@ -262,6 +263,46 @@ def _comparison_section(comparison: Comparison) -> list[Block]:
     return blocks
 
 
+#: Missing entries listed in the report's table (all of them are in fit.nc).
+IMPUTED_ROWS = 30
+
+
+def _missing_section(data: GMMData, em: EMResult, posterior) -> list[Block]:
+    """EM's imputation of the missing values, inside their posterior when there is one."""
+    if posterior is not None and "imputation" in posterior.children:
+        summary = posterior["imputation"].to_dataset()
+        summary = summary.drop_vars(["x_missing", "chain", "draw"])[
+            ["em", "em_sd", "mean", "sd", "hdi_lower", "hdi_upper", "em_in_hdi"]
+        ]
+        inside = summary["em_in_hdi"].values
+        text = (
+            f"{inside.sum()} of {inside.size} EM imputations (conditional means at the EM "
+            f"estimate) lie inside the {100 * summary.attrs['ci_prob']:.0f}% HDI of the "
+            f"missing value's posterior predictive draws."
+        )
+    else:
+        imputed = impute(em.params, data)
+        mask = imputed["missing"].values
+        rows, cols = np.nonzero(mask)
+        summary = xr.Dataset(
+            {
+                "em": ("entry", imputed["x"].values[mask]),
+                "em_sd": ("entry", np.sqrt(imputed["variance"].values[mask])),
+            },
+            coords={
+                "obs_id": ("entry", imputed["obs_id"].values[rows]),
+                "feature": ("entry", imputed["feature"].values[cols]),
+            },
+        )
+        text = f"EM's imputation of the {mask.sum()} missing values (conditional mean and sd)."
+    table = summary.to_dataframe().set_index("obs_id")
+    table = table[["feature", *(c for c in table.columns if c != "feature")]]
+    shown = table.head(IMPUTED_ROWS)
+    if len(table) > IMPUTED_ROWS:
+        text += f" The first {IMPUTED_ROWS} are listed."
+    return [Heading(2, "Missing values"), Paragraph(text), Table(shown)]
+
+
 def _n_clusters_section(posterior) -> list[Block]:
     k_plus = posterior["n_clusters"].to_dataset()
     return [
@@ -453,6 +494,8 @@ def write_report(
     blocks += _em_section(data, em, se)
     if comparison is not None:
         blocks += _comparison_section(comparison)
+    if data.has_missing:
+        blocks += _missing_section(data, em, posterior)
     if posterior is not None and "n_clusters" in posterior.children:
         blocks += _n_clusters_section(posterior)
     pages, not_drawn = _pages(data, em, posterior, se, title)

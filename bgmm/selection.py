@@ -78,6 +78,7 @@ def select_k(
     chains: int = 2,
     backend: str = "jax",
     progressbar: bool = False,
+    missing: str = "raise",
 ) -> pd.DataFrame:
     r"""EM information criteria and Bayesian LOO for every K in ``k_range``.
 
@@ -99,6 +100,9 @@ def select_k(
         Compiler of the sampler's log density (see :func:`bgmm.bayes.sample_posterior`).
     progressbar : bool, default False
         Show the sampler's progress bars.
+    missing : {"raise", "em"}, default "raise"
+        Missing values (NaN): refused, or fitted under missing at random
+        (:func:`bgmm.fit_em`); the criteria then use the observed-data log-likelihood.
 
     Returns
     -------
@@ -138,7 +142,8 @@ def select_k(
     ``elpd_loo_se``: the pointwise differences of two models fitted to the same data are
     strongly correlated.
     """
-    data = data if isinstance(data, GMMData) else as_data(data)
+    if not isinstance(data, GMMData):
+        data = as_data(data, missing="allow" if missing == "em" else "raise")
     ks = sorted({check_n_components(data, k) for k in k_range})
     if not ks:
         raise InputValueError("k_range is empty; give at least one number of components.")
@@ -146,7 +151,7 @@ def select_k(
     sampling = _Sampling(draws, tune, chains, backend, progressbar)
     rows, elpds = [], {}
     for k in ks:
-        em = fit_em(data, k, n_init=n_init, random_state=random_state)
+        em = fit_em(data, k, n_init=n_init, random_state=random_state, missing=missing)
         row = {"k": k, **criteria(em, n)}
         if loo:
             result = _loo(data, em, sampling, random_state)
@@ -354,6 +359,7 @@ def select_model(
     chains: int = 2,
     backend: str = "jax",
     progressbar: bool = False,
+    missing: str = "raise",
 ) -> pd.DataFrame:
     r"""EM criteria for every number of components and covariance family (mclust's table).
 
@@ -396,6 +402,9 @@ def select_model(
         Compiler of the sampler's log density (see :func:`bgmm.bayes.sample_posterior`).
     progressbar : bool, default False
         Show the sampler's progress bars.
+    missing : {"raise", "em"}, default "raise"
+        Missing values (NaN): refused, or fitted under missing at random
+        (:func:`bgmm.fit_em`); the criteria then use the observed-data log-likelihood.
 
     Returns
     -------
@@ -416,7 +425,8 @@ def select_model(
     :math:`\mathrm{ICL} = \mathrm{BIC} - 2 \sum_n \sum_k \hat\gamma_{nk}
     \ln \hat\gamma_{nk}` (Biernacki, Celeux & Govaert 2000).
     """
-    data = data if isinstance(data, GMMData) else as_data(data)
+    if not isinstance(data, GMMData):
+        data = as_data(data, missing="allow" if missing == "em" else "raise")
     ks = sorted({check_n_components(data, k) for k in k_range})
     if not ks:
         raise InputValueError("k_range is empty; give at least one number of components.")
@@ -444,6 +454,7 @@ def select_model(
                         random_state=random_state,
                         reg_covar=reg_covar,
                         max_iter=max_iter,
+                        missing=missing,
                     )
             except (SingularCovarianceError, ValueError) as exc:
                 if isinstance(exc, ValueError) and "empty" not in str(exc):

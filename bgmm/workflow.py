@@ -137,6 +137,7 @@ def analyse(
     on_stage: Callable[[str, Any], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     settings: dict | None = None,
+    missing: str = "raise",
 ) -> Analysis:
     r"""Fit EM, its standard errors, and (unless ``method="em"``) the posterior and the comparison.
 
@@ -188,6 +189,10 @@ def analyse(
         :meth:`Analysis.write_report` overwrites it with the whole fit.
     settings : dict, optional
         Extra settings to keep with the result (e.g. the command line that ran it).
+    missing : {"raise", "em"}, default "raise"
+        Missing values (NaN): refused, or fitted under missing at random by both solvers
+        (:func:`bgmm.fit_em`'s ``missing="em"``; the Bayesian model integrates them out
+        and its ``imputation`` group holds their posterior).
 
     Returns
     -------
@@ -204,7 +209,8 @@ def analyse(
     """
     if method not in METHODS:
         raise InputValueError(f"method must be one of {METHODS}, got {method!r}.")
-    data = data if isinstance(data, GMMData) else as_data(data)
+    if not isinstance(data, GMMData):
+        data = as_data(data, missing="allow" if missing == "em" else "raise")
     sample = method != "em"
     if subsample is not None:
         subsample = check_number("subsample", subsample, low=1, integer=True)
@@ -228,6 +234,7 @@ def analyse(
         random_state=random_state,
         callback=restart_callback,
         progress=iteration_progress,
+        missing=missing,
     )
     stage("em", em)
     run = {
@@ -236,12 +243,21 @@ def analyse(
         "covariance_type": covariance_type,
         "n_init": n_init,
         "random_state": random_state,
+        "missing": missing,
     }
     if sample:
         run.update({"draws": draws, "tune": tune, "chains": chains, "backend": backend})
         run["subsample"] = subsample
     settings = {**run, **(settings or {})}
     notes: list[str] = []
+    if data.has_missing:
+        observed = data.observed
+        notes.append(
+            f"{int((~observed).sum())} of {observed.size} values are missing (in "
+            f"{int((~observed).any(axis=1).sum())} of {data.n_samples} rows): "
+            f"{'EM and the Bayesian model integrate' if sample else 'EM integrates'} them "
+            f"out, assuming they are missing at random."
+        )
     se = StandardErrors.missing(n_components, data.n_features, "interrupted before computed")
     posterior = comparison = None
 

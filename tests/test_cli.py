@@ -81,6 +81,27 @@ def csv(tmp_path):
     return path
 
 
+def test_missing_values_are_fitted_with_missing_em(csv, tmp_path, capsys):
+    """Empty cells: refused with the option that fits them, then fitted and reported."""
+    lines = csv.read_text().splitlines()
+    for i in (3, 10, 50):  # file lines 4, 11 and 51 lose a value
+        a, b, label = lines[i].split(",")
+        lines[i] = ",".join([a, "", label] if i % 2 else ["", b, label])
+    csv.write_text("\n".join(lines) + "\n")
+    out_dir = tmp_path / "fit"
+    assert main(["fit", str(csv), *EM_FIT, "--output", str(out_dir)]) == 2
+    assert "missing values on 3 line(s) (4, 11, 51)" in capsys.readouterr().err
+    assert main(["fit", str(csv), *EM_FIT, "--missing", "em", "--output", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "3 missing value(s) on 3 line(s) (4, 11, 51), kept as missing" in out
+    report = (out_dir / "report.md").read_text()
+    assert "3 of 160 values are missing (in 3 of 80 rows): EM integrates them out" in report
+    assert "## Missing values" in report and "EM's imputation of the 3 missing values" in report
+    fit = load_fit(out_dir / "fit.nc")
+    assert fit.data.has_missing and fit.settings["missing"] == "em"
+    assert np.isnan(fit.data.values).sum() == 3
+
+
 def test_fit_em_only_and_select_k(csv, tmp_path, capsys):
     out_dir = tmp_path / "fit"
     assert main(["fit", str(csv), *EM_FIT, "--output", str(out_dir)]) == 0
@@ -165,8 +186,8 @@ def bad_files(tmp_path):
         ),
         (
             ["fit", "{nan}", "-k", "2"],
-            "has missing values on 1 line(s) (3) in column(s) ['b']; leave those rows out "
-            "with --dropna",
+            "has missing values on 1 line(s) (3) in column(s) ['b']; fit them with --missing "
+            "em (EM under missing at random), leave those rows out with --dropna",
         ),
         (["fit", "{inf}", "-k", "2"], "has infinite values on 1 line(s) (3) in column(s) ['b']"),
         (["fit", "{two_rows}", "-k", "1", "--exclude", "c"], "to exclude are not in"),

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,22 @@ def test_defaults_are_chosen_once():
         if name != "n_init":
             assert sampler[name].default == value, name
     assert (defaults.N_INIT, defaults.CHAINS) == (5, 4)
+
+
+def test_missing_values_go_through_the_whole_analysis(tmp_path):
+    X = load_old_faithful().values.copy()
+    X[[3, 40, 41], [0, 1, 0]] = np.nan
+    with pytest.raises(InputValueError, match="fit with missing='em'"):
+        analyse(X, 2, method="em")
+    with pytest.warns(SamplingWarning):  # one short chain
+        analysis = analyse(
+            X, 2, missing="em", draws=100, tune=100, chains=1, n_init=2, random_state=0
+        )
+    assert analysis.notes[0] == (
+        "3 of 544 values are missing (in 3 of 272 rows): EM and the Bayesian model "
+        "integrate them out, assuming they are missing at random."
+    )
+    assert analysis.standard_error.available and analysis.settings["missing"] == "em"
+    assert analysis.posterior["imputation"]["em"].size == 3
+    report = analysis.write_report(tmp_path).read_text()
+    assert re.search(r"\d of 3 EM imputations \(conditional means at the EM estimate\)", report)
