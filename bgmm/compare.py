@@ -32,6 +32,7 @@ from bgmm.data import as_data
 from bgmm.diagnostics import Diagnostics, diagnose
 from bgmm.em import EMResult, GaussianMixtureEM, evaluate, standard_errors
 from bgmm.exceptions import InputTypeError, InputValueError
+from bgmm.params import GMMParams
 
 __all__ = [
     "SE_RATIO_BAND",
@@ -42,6 +43,7 @@ __all__ = [
     "compare",
     "em_dataset",
     "judge",
+    "parameter_series",
 ]
 
 STATISTICS = (
@@ -334,32 +336,71 @@ class Comparison:  # numpydoc ignore=PR01
             Indexed by ``parameter`` (e.g. ``means[0, waiting]``), with the columns of
             ``STATISTICS``.
         """
-        frames = []
-        for name in CONTRACT_VARIABLES:
-            ds = self.parameters[name].to_dataset()
-            df = ds.to_dataframe()
-            if name == "covariances":
-                components = list(ds["component"].values)
-                features = list(ds["feature"].values)
-                free = get_family(self.covariance_type).free_entries(
-                    len(components), len(features)
-                )
-                keep = [
-                    free[components.index(c), features.index(f), features.index(g)]
-                    for c, f, g in df.index
-                ]
-                df = df[keep]
-            df.index = [
-                f"{name}[{', '.join(str(v) for v in (i if isinstance(i, tuple) else (i,)))}]"
-                for i in df.index
+        frames = [
+            _free_rows(self.parameters[name].to_dataset(), name, self.covariance_type)[
+                list(STATISTICS)
             ]
-            frames.append(df[list(STATISTICS)])
+            for name in CONTRACT_VARIABLES
+        ]
         out = pd.concat(frames)
         out.index.name = "parameter"
         if masked and self.verdict is not None and not self.verdict.single_mode:
             out["em_in_hdi"] = pd.array([pd.NA] * len(out), dtype="boolean")
             out[["z", "se_ratio"]] = np.nan
         return out
+
+
+def _free_rows(ds: xr.Dataset, name: str, covariance_type: str) -> pd.DataFrame:
+    """``ds`` (one parameter's variables) as rows labelled ``name[...]``, free entries only."""
+    df = ds.to_dataframe()
+    if name == "covariances":
+        components = list(ds["component"].values)
+        features = list(ds["feature"].values)
+        free = get_family(covariance_type).free_entries(len(components), len(features))
+        keep = [
+            free[components.index(c), features.index(f), features.index(g)] for c, f, g in df.index
+        ]
+        df = df[keep]
+    df.index = [
+        f"{name}[{', '.join(str(v) for v in (i if isinstance(i, tuple) else (i,)))}]"
+        for i in df.index
+    ]
+    return df
+
+
+def parameter_series(
+    params: GMMParams, feature_names=None, covariance_type: str = "VVV"
+) -> pd.Series:
+    """The free scalar parameters of ``params``, labelled as the rows of a comparison table.
+
+    For a column beside :meth:`Comparison.to_dataframe`: the truth of a simulation, another
+    fit. Put ``params`` in the same component order first (e.g. by
+    :func:`bgmm.bayes.match_to_reference` on the means).
+
+    Parameters
+    ----------
+    params : GMMParams
+        The mixture.
+    feature_names : sequence of str, optional
+        Labels of the features (``x0``, ``x1``, ... by default).
+    covariance_type : str, default "VVV"
+        The family whose free covariance entries are kept.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by ``parameter`` (``weights[0]``, ``means[0, x1]``, ...).
+    """
+    names = list(feature_names or [f"x{j}" for j in range(params.n_features)])
+    ds = params.to_dataset(names)
+    out = pd.concat(
+        [
+            _free_rows(ds[[name]], name, covariance_type)[name].rename("value")
+            for name in CONTRACT_VARIABLES
+        ]
+    )
+    out.index.name = "parameter"
+    return out
 
 
 def compare(

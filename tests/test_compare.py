@@ -233,3 +233,16 @@ def test_missing_standard_errors_leave_the_se_columns_empty_and_say_why(tree, si
         "feature(s) ['c'] are constant"
     )
     assert not any("SE ratios" in r for r in result.verdict.reasons)
+
+
+def test_parameter_series_labels_a_mixture_as_the_table_does(tree, simulated):
+    from bgmm.compare import parameter_series
+
+    _, em = simulated
+    table = compare(em, tree).to_dataframe()
+    series = parameter_series(em.params, em.feature_names)
+    pd.testing.assert_series_equal(series, table["em"], check_names=False)
+    diag = parameter_series(em.params, em.feature_names, covariance_type="VVI")
+    assert [i for i in diag.index if i.startswith("covariances")] == [
+        f"covariances[{k}, {f}, {f}]" for k in range(2) for f in em.feature_names
+    ]

@@ -43,3 +43,32 @@ def test_simulate_is_reproducible_and_has_true_labels():
 def test_simulate_rejects_bad_size():
     with pytest.raises(ValueError, match="n_samples must be a positive integer, got 0"):
         simulate(make_params(2, 2), 0)
+
+
+def test_remove_values_mcar_and_mar():
+    import re
+
+    from bgmm.datasets import remove_values
+
+    data = simulate(make_params(2, 3, seed=0), 4000, random_state=0).data
+    mcar = remove_values(data, 0.3, random_state=1)
+    assert mcar.has_missing and abs(np.isnan(mcar.values).mean() - 0.3) < 0.02
+    assert not np.isnan(mcar.values).all(axis=1).any()  # every row keeps a value
+    np.testing.assert_array_equal(
+        np.isnan(mcar.values), np.isnan(remove_values(data, 0.3, random_state=1).values)
+    )
+    observed = ~np.isnan(mcar.values)
+    np.testing.assert_array_equal(mcar.values[observed], np.asarray(data.values)[observed])
+    mar = remove_values(data, 0.3, mechanism="MAR", random_state=1, depends_on=2)
+    lost = np.isnan(mar.values)
+    assert not lost[:, 2].any() and abs(lost.mean() - 0.3) < 0.02
+    large = np.asarray(data.values)[:, 2] > np.median(np.asarray(data.values)[:, 2])
+    assert lost[large].mean() > 2 * lost[~large].mean()  # depends on the observed feature
+    for kwargs, match in [
+        ({"share": 1.0}, "share must be below 1, got 1.0"),
+        ({"share": 0.2, "mechanism": "NMAR"}, "mechanism must be one of ('MCAR', 'MAR')"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(match)):
+            remove_values(data, **kwargs)
+    with pytest.raises(ValueError, match="have missing values already"):
+        remove_values(mcar, 0.1)

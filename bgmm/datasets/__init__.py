@@ -14,7 +14,18 @@ from bgmm.data import GMMData, as_data
 from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
-__all__ = ["Simulated", "WorkedExample", "load_old_faithful", "load_worked_example", "simulate"]
+__all__ = [
+    "MISSINGNESS",
+    "Simulated",
+    "WorkedExample",
+    "load_old_faithful",
+    "load_worked_example",
+    "remove_values",
+    "simulate",
+]
+
+#: How :func:`remove_values` chooses the entries it removes.
+MISSINGNESS = ("MCAR", "MAR")
 
 OLD_FAITHFUL_SOURCE = (
     "Old Faithful geyser, Yellowstone: R's datasets::faithful (272 x 2; eruption time in "
@@ -189,3 +200,80 @@ def _simulate_lazily(params, n_samples, random_state, feature_names, chunk_rows,
     )
     data = as_data(blocks[:, 1:], feature_names=feature_names, source=source)
     return Simulated(data, blocks[:, 0].astype(np.int64))
+
+
+def remove_values(
+    data, share: float, *, mechanism: str = "MCAR", random_state=None, depends_on: int = 0
+) -> GMMData:
+    r"""The data with a share of their values removed (NaN), for studies of missing data.
+
+    ``"MCAR"`` (missing completely at random): every entry goes missing with probability
+    ``share``, independently of everything. ``"MAR"`` (missing at random): feature
+    ``depends_on`` stays observed, and each other entry of row :math:`n` goes missing with
+    probability :math:`\operatorname{logit}^{-1}(a + 2 z_n)`, :math:`z_n` the standardised
+    value of that feature, :math:`a` chosen so that ``share`` of all entries are missing:
+    rows with large values lose more, which biases complete-case analyses (Little & Rubin
+    2019). Either way every row keeps at least one value (a row that would lose all of
+    them keeps its feature ``depends_on``).
+
+    Parameters
+    ----------
+    data : GMMData or anything :func:`bgmm.as_data` reads
+        Complete data, in memory.
+    share : float
+        The share of all entries to remove, in [0, 1).
+    mechanism : {"MCAR", "MAR"}, default "MCAR"
+        How the entries are chosen.
+    random_state : int, numpy Generator or None
+        Seed of the choice: same seed, same entries.
+    depends_on : int, default 0
+        The feature that MAR missingness depends on (and that it never removes).
+
+    Returns
+    -------
+    GMMData
+        The same rows and names, NaN where removed (``has_missing``).
+
+    Raises
+    ------
+    ValueError
+        A share outside [0, 1), an unknown mechanism, MAR with one feature, or data with
+        missing values already.
+    """
+    data = data if isinstance(data, GMMData) else as_data(data)
+    share = check_number("share", share, low=0.0)
+    if share >= 1:
+        raise InputValueError(f"share must be below 1, got {share!r}; every row keeps a value.")
+    if mechanism not in MISSINGNESS:
+        raise InputValueError(f"mechanism must be one of {MISSINGNESS}, got {mechanism!r}.")
+    if data.has_missing:
+        raise InputValueError(f"the data from {data.source} have missing values already.")
+    d = data.n_features
+    depends_on = check_number("depends_on", depends_on, low=0, high=d - 1, integer=True)
+    rng = np.random.default_rng(random_state)
+    X = np.array(data.values)
+    if mechanism == "MCAR":
+        drop = rng.random(X.shape) < share
+    else:
+        if d == 1:
+            raise InputValueError("MAR needs two features or more: one stays observed.")
+        column = X[:, depends_on]
+        z = (column - column.mean()) / (column.std() or 1.0)
+        target = min(share * d / (d - 1), 1.0)  # the share of the other entries
+        low, high = -30.0, 30.0
+        for _ in range(100):  # the intercept giving the target rate, by bisection
+            mid = 0.5 * (low + high)
+            rate = (1.0 / (1.0 + np.exp(-(mid + 2.0 * z)))).mean()
+            low, high = (mid, high) if rate < target else (low, mid)
+        p = 1.0 / (1.0 + np.exp(-(low + 2.0 * z)))
+        drop = rng.random(X.shape) < p[:, None]
+        drop[:, depends_on] = False
+    everything = drop.all(axis=1)
+    drop[everything, depends_on] = False
+    X[drop] = np.nan
+    removed = f"{drop.mean():.0%} of the values removed ({mechanism}, seed {random_state})"
+    return as_data(
+        pd.DataFrame(X, columns=list(data.feature_names), index=list(data.obs_names)),
+        missing="allow",
+        source=f"{data.source}; {removed}",
+    )
