@@ -137,6 +137,11 @@ class LazySummary(NamedTuple):
     bad_columns: np.ndarray  # bool per feature
     has_nan: bool
     has_inf: bool
+    n_empty_rows: int = 0  # rows with every value NaN
+    empty_rows: tuple[int, ...] = ()  # the first SHOWN_ROWS of them
+    observed_columns: np.ndarray | None = None  # bool per feature: some value observed
+    inf_rows: tuple[int, ...] = ()  # the first SHOWN_ROWS rows with inf
+    n_inf_rows: int = 0
 
 
 class _BlockSummary(NamedTuple):
@@ -148,6 +153,11 @@ class _BlockSummary(NamedTuple):
     bad_columns: np.ndarray
     has_nan: bool
     has_inf: bool
+    n_empty_rows: int
+    empty_rows: np.ndarray
+    observed_columns: np.ndarray
+    n_inf_rows: int
+    inf_rows: np.ndarray
 
 
 def _summarise_block(block) -> _BlockSummary:
@@ -157,6 +167,8 @@ def _summarise_block(block) -> _BlockSummary:
     n_features = x.shape[1]
     empty = np.full(n_features, np.nan)
     nan = np.isnan(x)
+    empty = nan.all(axis=1) if n_features else np.zeros(len(x), bool)
+    infinite = (~finite & ~nan).any(axis=1)
     return _BlockSummary(
         n_rows=len(x),
         maxima=np.where(finite, x, -np.inf).max(axis=0) if len(x) else empty,
@@ -166,6 +178,11 @@ def _summarise_block(block) -> _BlockSummary:
         bad_columns=~finite.all(axis=0),
         has_nan=bool(nan.any()),
         has_inf=bool((~finite & ~nan).any()),
+        n_empty_rows=int(empty.sum()),
+        empty_rows=np.flatnonzero(empty)[:SHOWN_ROWS],
+        observed_columns=(~nan).any(axis=0),
+        n_inf_rows=int(infinite.sum()),
+        inf_rows=np.flatnonzero(infinite)[:SHOWN_ROWS],
     )
 
 
@@ -187,6 +204,8 @@ def summarise(blocks: list) -> LazySummary:
     parts = dask.compute(*[dask.delayed(_summarise_block)(b) for b in blocks])
     offsets = np.concatenate([[0], np.cumsum([p.n_rows for p in parts])])
     bad_rows = [int(o + r) for o, p in zip(offsets, parts, strict=False) for r in p.bad_rows]
+    empty_rows = [int(o + r) for o, p in zip(offsets, parts, strict=False) for r in p.empty_rows]
+    inf_rows = [int(o + r) for o, p in zip(offsets, parts, strict=False) for r in p.inf_rows]
     return LazySummary(
         lengths=tuple(p.n_rows for p in parts),
         maxima=np.fmax.reduce([p.maxima for p in parts], axis=0),
@@ -196,6 +215,11 @@ def summarise(blocks: list) -> LazySummary:
         bad_columns=np.any([p.bad_columns for p in parts], axis=0),
         has_nan=any(p.has_nan for p in parts),
         has_inf=any(p.has_inf for p in parts),
+        n_empty_rows=sum(p.n_empty_rows for p in parts),
+        empty_rows=tuple(empty_rows[:SHOWN_ROWS]),
+        observed_columns=np.any([p.observed_columns for p in parts], axis=0),
+        inf_rows=tuple(inf_rows[:SHOWN_ROWS]),
+        n_inf_rows=sum(p.n_inf_rows for p in parts),
     )
 
 
@@ -438,28 +462,27 @@ def _from_dataarray(X, columns, source: str) -> LazyValues:
 
 
 class _Moments(NamedTuple):
-    n: float
+    n: np.ndarray  # observed values per feature (NaN are missing values, left out)
     mean: np.ndarray
     m2: np.ndarray  # sum of squared deviations from the mean
 
 
 def _block_moments(block, magnitudes) -> _Moments:
     x = np.asarray(block) / magnitudes
-    if len(x) == 0:
-        return _Moments(0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
-    mean = x.mean(axis=0)
-    return _Moments(float(len(x)), mean, ((x - mean) ** 2).sum(axis=0))
+    observed = ~np.isnan(x)
+    n = observed.sum(axis=0).astype(np.float64)
+    total = np.where(observed, x, 0.0).sum(axis=0)
+    mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    m2 = np.where(observed, (x - mean) ** 2, 0.0).sum(axis=0)
+    return _Moments(n, mean, m2)
 
 
 def _merge_moments(a: _Moments, b: _Moments) -> _Moments:
-    """Chan, Golub and LeVeque's pairwise update: exact, and stable for any block sizes."""
+    """Chan, Golub and LeVeque's pairwise update, per feature: exact, stable for any sizes."""
     n = a.n + b.n
-    if b.n == 0:
-        return a
-    if a.n == 0:
-        return b
+    safe = np.where(n > 0, n, 1.0)
     delta = b.mean - a.mean
-    return _Moments(n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta**2 * a.n * b.n / n)
+    return _Moments(n, a.mean + delta * b.n / safe, a.m2 + b.m2 + delta**2 * a.n * b.n / safe)
 
 
 def lazy_standardization(values, magnitudes: np.ndarray):

@@ -576,8 +576,8 @@ def as_data(
     missing : {"raise", "allow"}, default "raise"
         NaN values: refused (the message names ``missing="em"`` of the EM solver), or
         kept as missing values (``GMMData.has_missing``) for a solver that models them.
-        Infinite values and rows with every value missing are refused either way. In
-        memory only.
+        Infinite values, rows and columns with every value missing are refused either
+        way (for lazy data, in the same one pass over the blocks).
 
     Returns
     -------
@@ -614,15 +614,9 @@ def as_data(
     if lazy is None:
         lazy = is_lazy_source(X)
     if lazy:
-        if missing != "raise":
-            raise InputValueError(
-                f"missing={missing!r} needs the data in memory; lazy data with NaN are not "
-                f"supported yet. Load them with lazy=False, or leave the rows with missing "
-                f"values out."
-            )
-        return _lazy_data(X, columns, standardize, feature_names, source)
+        return _lazy_data(X, columns, standardize, feature_names, source, missing)
     if is_lazy_source(X):  # lazy=False: the whole source, in memory
-        data = _lazy_data(X, columns, False, feature_names, source)
+        data = _lazy_data(X, columns, False, feature_names, source, missing)
         X, columns, feature_names, source = (
             data.values.compute(),
             None,
@@ -755,7 +749,9 @@ def check_features(data: GMMData, n_features: int, owner: str = "the mixture") -
         )
 
 
-def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
+def _lazy_data(
+    X, columns, standardize: bool, feature_names, source, missing: str = "raise"
+) -> GMMData:
     """``as_data`` for Dask collections, zarr stores, Parquet files and CSV globs."""
     from bgmm._dask import lazy_standardization, read_lazy
 
@@ -763,7 +759,11 @@ def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
     values, names, summary, src = read
     names = _given_names(feature_names, values.shape[1], names)
     _check_not_empty(values.shape, src)
-    if summary.n_bad_rows:
+    has_missing = False
+    if summary.n_bad_rows and missing == "allow" and not summary.has_inf:
+        _check_lazy_missing(summary, names, f"data from {src}")
+        has_missing = True
+    elif summary.n_bad_rows:
         columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
         raise InputValueError(
             _nonfinite_text(
@@ -784,4 +784,20 @@ def _lazy_data(X, columns, standardize: bool, feature_names, source) -> GMMData:
         maxima, minima = (maxima - center) / scale, (minima - center) / scale
     magnitudes = readonly(np.maximum(maxima, -minima))
     obs = RowLabels(values.shape[0])
-    return GMMData(values, names, obs, src, standardization, magnitudes)
+    return GMMData(values, names, obs, src, standardization, magnitudes, has_missing)
+
+
+def _check_lazy_missing(summary, names: tuple[str, ...], what: str) -> None:
+    """``_check_missing`` from the one pass's summary: no column or row without a value."""
+    unseen = np.flatnonzero(~summary.observed_columns)
+    if unseen.size:
+        raise InputValueError(
+            f"{what} has no observed value in column(s) {[names[j] for j in unseen]}: "
+            f"nothing can be estimated for them. Leave those columns out."
+        )
+    if summary.n_empty_rows:
+        raise InputValueError(
+            f"{what} has {summary.n_empty_rows} row(s) with every value missing (rows "
+            f"{_shown(list(summary.empty_rows), summary.n_empty_rows)}): such a row says "
+            f"nothing about any feature. Leave those rows out."
+        )

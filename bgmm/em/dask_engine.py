@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bgmm.em import solver
+from bgmm.em import missing, solver
 from bgmm.exceptions import InputValueError
 from bgmm.params import GMMParams
 
@@ -44,6 +44,7 @@ __all__ = [
     "dask_scheduler",
     "local_cluster",
     "e_step_lazy",
+    "lazy_patterns",
     "start_rows",
 ]
 
@@ -97,6 +98,41 @@ class BlockSpec(NamedTuple):
     layout: StatisticsLayout
     dtype: str
     chunk_size: int | None
+    observed: np.ndarray | None = None  # every block's patterns (missing values), or None
+
+
+def _block_patterns(x) -> np.ndarray:
+    """The missingness patterns of one block, ``(P_block, d)`` booleans (True: observed)."""
+    x = np.asarray(x)
+    return np.unique(~np.isnan(x), axis=0) if len(x) else np.zeros((0, x.shape[1]), bool)
+
+
+def lazy_patterns(values) -> np.ndarray:
+    """The missingness patterns of a Dask array, every block's, in one pass.
+
+    Parameters
+    ----------
+    values : dask.array.Array of shape (n_samples, n_features)
+        The rows, NaN where missing.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_patterns, n_features)
+        The distinct observed-coordinate masks, sorted (as :func:`missingness_patterns`).
+    """
+    import dask
+
+    parts = dask.compute(*[dask.delayed(_block_patterns)(b) for b in values.to_delayed().ravel()])
+    return np.unique(np.concatenate(parts), axis=0)
+
+
+def _block_index(x: np.ndarray, observed: np.ndarray) -> missing.Patterns:
+    """The block's rows mapped to the patterns of the whole data (``observed``)."""
+    codes = {row.tobytes(): i for i, row in enumerate(observed)}
+    mask = ~np.isnan(x)
+    local, inverse = np.unique(mask, axis=0, return_inverse=True)
+    lookup = np.array([codes[row.tobytes()] for row in local], dtype=np.int64)
+    return missing.Patterns(observed, lookup[np.asarray(inverse).reshape(-1)])
 
 
 def _block_statistics(x, w=None, *, theta, spec: BlockSpec) -> np.ndarray:
@@ -108,8 +144,9 @@ def _block_statistics(x, w=None, *, theta, spec: BlockSpec) -> np.ndarray:
     if n == 0:
         return np.zeros((1, layout.size))
     weights = None if w is None else np.asarray(w).reshape(n)
-    rows = solver._chunk_rows(n, r * k, d, spec.chunk_size, dtype)
-    device = solver._to_device(x, weights, rows, dtype)
+    patterns = None if spec.observed is None else _block_index(x, spec.observed)
+    rows = solver._chunk_rows(n, r * k, d, spec.chunk_size, dtype, patterns is not None)
+    device = solver._to_device(x, weights, rows, dtype, patterns)
     shapes = solver.Shapes(
         d,
         k,
@@ -119,6 +156,7 @@ def _block_statistics(x, w=None, *, theta, spec: BlockSpec) -> np.ndarray:
         chunk_rows=rows,
         n_rest=n - (n // rows) * rows,
         weighted=weights is not None,
+        n_patterns=0 if patterns is None else patterns.n_patterns,
     )
     fn = solver._compiled_statistics(shapes)
     out = fn(*device.inputs(), *(np.asarray(a, dtype=dtype) for a in theta))
@@ -140,15 +178,17 @@ class DaskIteration:
         :math:`\sum_n w_n`.
     chunk_size : int or None
         Rows per inner chunk of a task (``fit_em``'s ``chunk_size``).
+    observed : ndarray of bool, shape (n_patterns, n_features), optional
+        With missing values: every missingness pattern of the data (:func:`lazy_patterns`).
     """
 
-    def __init__(self, values, weights, shapes, total_weight: float, chunk_size):
+    def __init__(self, values, weights, shapes, total_weight: float, chunk_size, observed=None):
         self.values = values
         self.weights = weights
         self.shapes = shapes
         self.total_weight = total_weight
         layout = StatisticsLayout(shapes.n_restarts, shapes.n_components, shapes.n_features)
-        self.spec = BlockSpec(layout, shapes.dtype, chunk_size)
+        self.spec = BlockSpec(layout, shapes.dtype, chunk_size, observed)
         self.update = solver._compiled_update(shapes)
 
     def statistics(self, weights, means, covariances) -> tuple[np.ndarray, ...]:
@@ -281,7 +321,19 @@ def _block_e_step(x, *, params: GMMParams, compute_dtype: str, quantity: str) ->
     x = np.asarray(x, dtype=np.float64)
     k = params.n_components
     if x.shape[0] == 0:
-        return np.empty((0, k) if quantity != "log_norm" else (0,))
+        width = {"log_norm": (), "imputed": (x.shape[1],), "variance": (x.shape[1],)}
+        return np.empty((0, *width.get(quantity, (k,))))
+    if quantity in ("imputed", "variance") or np.isnan(x).any():  # missing values
+        if quantity == "log_phi":
+            raise InputValueError(
+                "the component densities of rows with missing values are those of their "
+                "observed coordinates, a different density per row; use "
+                "bgmm.evaluate(params, X, missing='em') for their log-likelihoods."
+            )
+        rows = solver._missing_rows(params, x, compute_dtype)
+        if quantity == "resp":
+            return np.exp(rows.log_resp)
+        return getattr(rows, quantity)
     if quantity == "resp":
         return solver._responsibilities(params, x, compute_dtype)
     rows = solver._e_step_rows(params, x, compute_dtype, densities=quantity == "log_phi")
@@ -297,8 +349,10 @@ def e_step_lazy(params: GMMParams, values, output: str, dtype: str = "float64"):
         The mixture.
     values : dask.array.Array of shape (n_samples, n_features)
         The rows.
-    output : {"resp", "log_resp", "log_norm", "log_phi"}
-        Responsibilities, their logarithms, :math:`\ln p(x_n)` or :math:`\ln \phi_k(x_n)`.
+    output : {"resp", "log_resp", "log_norm", "log_phi", "imputed", "variance"}
+        Responsibilities, their logarithms, :math:`\ln p(x_n)`, :math:`\ln \phi_k(x_n)`
+        (complete rows only), or, with missing values, :func:`bgmm.em.impute`'s values
+        and variances. Rows with missing values use their observed coordinates.
     dtype : {"float64", "float32"}
         Precision of the computation.
 
@@ -312,6 +366,7 @@ def e_step_lazy(params: GMMParams, values, output: str, dtype: str = "float64"):
 
     k = params.n_components
     per_row = output == "log_norm"
+    width = values.shape[1] if output in ("imputed", "variance") else k
     return da.map_blocks(
         _block_e_step,
         values,
@@ -319,7 +374,7 @@ def e_step_lazy(params: GMMParams, values, output: str, dtype: str = "float64"):
         compute_dtype=dtype,
         quantity=output,
         dtype=np.float64,
-        chunks=(values.chunks[0],) if per_row else (values.chunks[0], (k,)),
+        chunks=(values.chunks[0],) if per_row else (values.chunks[0], (width,)),
         drop_axis=1 if per_row else None,
         meta=np.empty((0,) if per_row else (0, 0)),
     )

@@ -47,7 +47,7 @@ from bgmm.covariance import CovarianceFamily, get_family
 from bgmm.data import GMMData, as_data, check_features, check_n_components
 from bgmm.em import graph
 from bgmm.em.hierarchical import MAX_POINTS, hierarchical_partition
-from bgmm.em.missing import missingness_patterns, row_e_step
+from bgmm.em.missing import Patterns, missingness_patterns, row_e_step
 from bgmm.em.stats import SufficientStats
 from bgmm.em.step import ChunkedData, data_statistics, m_step
 from bgmm.exceptions import (
@@ -1585,15 +1585,21 @@ def fit_em(
     )
     rng = np.random.default_rng(random_state)
     values = data.values
-    patterns = missingness_patterns(values) if data.has_missing else None
+    patterns = None
+    if data.has_missing:  # lazy data: every block's patterns, in one pass
+        patterns = (
+            Patterns(dask_engine.lazy_patterns(values), None)
+            if data.lazy
+            else missingness_patterns(values)
+        )
     needs_starts = any(v is None for v in user.values())
     # Lazy data start from a seeded subsample (dask_engine.START_ROWS rows, all of them in
     # order when there are fewer); in-memory data from all their rows.
     start_values, start_weights = values, weights
-    if patterns is not None and needs_starts:
-        start_values = _mean_filled(values)
     if data.lazy and needs_starts:
         start_values, start_weights = dask_engine.start_rows(values, weights, rng)
+    if patterns is not None and needs_starts:
+        start_values = _mean_filled(start_values)
     fingerprint = (
         _fingerprint(start_values, start_weights)
         if needs_starts and init_params != "random"
@@ -1629,7 +1635,14 @@ def fit_em(
         n_patterns=0 if patterns is None else patterns.n_patterns,
     )
     if data.lazy:
-        iteration = dask_engine.DaskIteration(values, weights, shapes, total, chunk_size)
+        iteration = dask_engine.DaskIteration(
+            values,
+            weights,
+            shapes,
+            total,
+            chunk_size,
+            observed=None if patterns is None else patterns.observed,
+        )
         runs = _run_restarts(
             iteration, [], starts, float(tol), settings, dtype, block_size=1, progress=progress
         )
@@ -1700,7 +1713,7 @@ def fit_em(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        if patterns is not None:
+        if patterns is not None and isinstance(values, np.ndarray):
             resp = np.exp(_missing_rows(params, values, dtype).log_resp)
         elif isinstance(values, np.ndarray):
             resp = _responsibilities(params, values, dtype)
@@ -1744,8 +1757,10 @@ def _missing_data(X, missing: str) -> GMMData:
 def _mean_filled(values: np.ndarray) -> np.ndarray:
     """Each column's missing values set to its observed mean (where EM's starts come from)."""
     filled = np.array(values)
-    means = np.nanmean(values, axis=0)
-    rows, cols = np.nonzero(np.isnan(filled))
+    observed = ~np.isnan(filled)
+    count = observed.sum(axis=0)  # a subsample of lazy data may miss a whole column: 0
+    means = np.where(observed, filled, 0.0).sum(axis=0) / np.maximum(count, 1)
+    rows, cols = np.nonzero(~observed)
     filled[rows, cols] = means[cols]
     return filled
 
@@ -1790,11 +1805,37 @@ def evaluate(
         A covariance of ``params`` is singular.
     """
     data = _missing_data(X, missing)
-    if data.has_missing:
+    if data.has_missing and not data.lazy:  # lazy: e_step_lazy's blocks handle them
         rows = _checked_missing_rows(params, data)
         return rows.log_resp, rows.log_norm
     rows = _evaluate_all(params, data, densities=False)
     return rows.log_resp, rows.log_norm
+
+
+def _impute_lazy(params: GMMParams, data: GMMData) -> xr.Dataset:
+    """``impute`` of lazy data: Dask-backed variables, computed block by block when read."""
+    import dask.array as da
+
+    from bgmm.em import dask_engine
+
+    check_features(data, params.n_features)
+    _check_scale(data, "float64")
+    bad = _singular_components(_host_pivots(params.covariances))
+    if bad:
+        raise SingularCovarianceError(
+            _singular_message(bad, params.covariances, "in these parameters")
+        )
+    dims = ("obs_id", "feature")
+    return xr.Dataset(
+        {
+            "x": (dims, dask_engine.e_step_lazy(params, data.values, "imputed")),
+            "variance": (dims, dask_engine.e_step_lazy(params, data.values, "variance")),
+            "missing": (dims, da.isnan(data.values)),
+            "log_likelihood": ("obs_id", dask_engine.e_step_lazy(params, data.values, "log_norm")),
+        },
+        coords={"feature": list(data.feature_names)},
+        attrs={"source": data.source},
+    )
 
 
 def _checked_missing_rows(params: GMMParams, data: GMMData) -> MissingRows:
@@ -1843,6 +1884,8 @@ def impute(params: GMMParams, X: Any) -> xr.Dataset:
         A covariance of ``params`` is singular.
     """
     data = as_data(X, missing="allow")
+    if data.lazy:
+        return _impute_lazy(params, data)
     rows = _checked_missing_rows(params, data)
     coords = {"obs_id": list(data.obs_names), "feature": list(data.feature_names)}
     dims = ("obs_id", "feature")

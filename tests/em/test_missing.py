@@ -356,3 +356,48 @@ def test_standard_errors_are_the_observed_data_information(incomplete):
     np.testing.assert_allclose(got.hessian, jax.hessian(log_likelihood)(phi), atol=1e-9)
     se = standard_errors(res.params, M)
     assert se.available and np.all(np.isfinite(se.means)) and np.all(se.means > 0)
+
+
+def test_dask_input_gives_the_in_memory_fit(incomplete):
+    """Lazy data with missing values: the same iterations, block by block."""
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    from bgmm.em import standard_errors
+
+    _, M = incomplete
+    lazy = as_data(da.from_array(M, chunks=(70, 3)), missing="allow")
+    assert lazy.lazy and lazy.has_missing
+    kwargs = {"n_init": 2, "random_state": 0, "missing": "em", "max_iter": 40, "tol": 0.0}
+    with dask.config.set(scheduler="synchronous"):
+        a = fit_em(lazy, 3, **kwargs)
+        b = fit_em(M, 3, **kwargs)
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10)
+        np.testing.assert_allclose(a.history_frame(), b.history_frame(), rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(a.resp.compute(), b.resp, rtol=1e-9, atol=1e-12)
+        lazy_imputed = impute(a.params, lazy)
+        np.testing.assert_allclose(
+            lazy_imputed["x"].values, impute(b.params, M)["x"].values, rtol=1e-9
+        )
+        np.testing.assert_allclose(
+            evaluate(a.params, lazy, missing="em")[1].compute(),
+            evaluate(b.params, M, missing="em")[1],
+            rtol=1e-10,
+        )
+        np.testing.assert_allclose(
+            standard_errors(a.params, lazy).means, standard_errors(b.params, M).means, rtol=1e-7
+        )
+
+
+def test_lazy_data_with_missing_values_are_checked_in_their_one_pass():
+    da = pytest.importorskip("dask.array")
+    X = np.arange(40.0).reshape(20, 2)
+    X[13] = np.nan
+    with pytest.raises(ValueError, match=re.escape("1 row(s) with every value missing (rows 13)")):
+        as_data(da.from_array(X, chunks=(5, 2)), missing="allow")
+    X[13] = [1.0, np.inf]
+    with pytest.raises(ValueError, match="replace the infinite values"):
+        as_data(da.from_array(X, chunks=(5, 2)), missing="allow")
+    X[:, 1] = np.nan
+    with pytest.raises(ValueError, match=re.escape("no observed value in column(s) ['x1']")):
+        as_data(da.from_array(X, chunks=(5, 2)), missing="allow")
