@@ -52,13 +52,14 @@ def _calls(source: str, name: str) -> list[str]:
     return out
 
 
-def test_the_five_notebooks_exist():
+def test_the_six_notebooks_exist():
     assert [s.stem for s in SOURCES] == [
         "01_worked_example",
         "02_em_vs_mcmc_old_faithful",
         "03_uncertain_clustering",
         "04_choosing_k",
         "05_larger_than_memory",
+        "06_missing_values",
     ]
 
 

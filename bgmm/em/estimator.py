@@ -139,6 +139,18 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.missing = missing
 
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: NaN are accepted (as missing values) with ``missing="em"``.
+
+        Returns
+        -------
+        sklearn.utils.Tags
+            The mixin's tags, ``input_tags.allow_nan`` set from ``missing``.
+        """
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "em"
+        return tags
+
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixtureEM:
         """Estimate the parameters by EM.
 
