@@ -87,9 +87,10 @@ def test_no_library_logic_and_every_random_choice_seeded(source):
             assert "random_state" in call or "random_seed" in call or explicit_start, call
 
 
-# The two longest (LOO over five K; a LocalCluster) run in the slow suite and in
-# `make notebooks`, to keep the default suite under a quarter of an hour.
-SLOW_NOTEBOOKS = ("04_choosing_k", "05_larger_than_memory")
+# The three longest (LOO over five K; a LocalCluster; three posteriors of missing data)
+# run in the slow suite and in `make notebooks`, to keep the default suite well under a
+# quarter of an hour.
+SLOW_NOTEBOOKS = ("04_choosing_k", "05_larger_than_memory", "06_missing_values")
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,8 @@ def lazy_patterns(values) -> np.ndarray:
     Returns
     -------
     ndarray of bool, shape (n_patterns, n_features)
-        The distinct observed-coordinate masks, sorted (as :func:`missingness_patterns`).
+        The distinct observed-coordinate masks, sorted (as
+        :func:`bgmm.em.missing.missingness_patterns`).
     """
     import dask
 
