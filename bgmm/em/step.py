@@ -178,6 +178,25 @@ def m_step(
     )
 
 
+def _zero_sums(means, dtype) -> list:
+    """Zero running sums of ``nk``, ``s1``, ``s2``, ``ln p`` and ``H`` for ``means``' batch."""
+    batch, n_features = tuple(means.type.shape[:-1]), means.type.shape[-1]
+    return [
+        pt.zeros(batch, dtype=dtype),
+        pt.zeros((*batch, n_features), dtype=dtype),
+        pt.zeros((*batch, n_features, n_features), dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
+        pt.zeros(batch[:-1], dtype=dtype),
+    ]
+
+
+def _chunk_total(data: ChunkedData, dtype):
+    """The total sample weight of the equal chunks."""
+    if data.chunk_weights is not None:
+        return data.chunk_weights.sum()
+    return pt.cast(data.chunks.shape[0] * data.chunks.shape[1], dtype)
+
+
 def data_statistics(
     data: ChunkedData, weights, means, factors, covariances=None
 ) -> SufficientStats:
@@ -226,15 +245,7 @@ def data_statistics(
             )
         ]
 
-    batch, dtype = tuple(means.type.shape[:-1]), data.chunks.dtype
-    n_features = means.type.shape[-1]
-    init = [
-        pt.zeros(batch, dtype=dtype),
-        pt.zeros((*batch, n_features), dtype=dtype),
-        pt.zeros((*batch, n_features, n_features), dtype=dtype),
-        pt.zeros(batch[:-1], dtype=dtype),
-        pt.zeros(batch[:-1], dtype=dtype),
-    ]
+    init = _zero_sums(means, data.chunks.dtype)
     sums = pytensor.scan(
         accumulate,
         sequences=[data.chunks, data.chunk_weights] if weighted else [data.chunks],
@@ -242,10 +253,7 @@ def data_statistics(
         return_updates=False,
     )
     nk, s1, s2, ll, ent = (s[-1] for s in sums)
-    n_chunks, chunk_rows = data.chunks.shape[0], data.chunks.shape[1]
-    chunk_total = (
-        data.chunk_weights.sum() if weighted else pt.cast(n_chunks * chunk_rows, ll.dtype)
-    )
+    chunk_total = _chunk_total(data, ll.dtype)
     chunked = SufficientStats(nk, s1, s2, means, ll, ent, chunk_total)
     return chunked if rest is None else combine(chunked, rest)
 
@@ -275,15 +283,10 @@ def _missing_data_statistics(data: ChunkedData, weights, means, factors, covaria
             )
         ]
 
-    batch, dtype = tuple(means.type.shape[:-1]), data.chunks.dtype
-    n_features = means.type.shape[-1]
+    batch = tuple(means.type.shape[:-1])
     init = [
-        pt.zeros(batch, dtype=dtype),
-        pt.zeros((*batch, n_features), dtype=dtype),
-        pt.zeros((*batch, n_features, n_features), dtype=dtype),
-        pt.zeros(batch[:-1], dtype=dtype),
-        pt.zeros(batch[:-1], dtype=dtype),
-        pt.zeros((data.observed.shape[0], *batch), dtype=dtype),
+        *_zero_sums(means, data.chunks.dtype),
+        pt.zeros((data.observed.shape[0], *batch), dtype=data.chunks.dtype),
     ]
     sequences = [data.chunks, data.chunk_patterns]
     sums = pytensor.scan(
@@ -293,10 +296,7 @@ def _missing_data_statistics(data: ChunkedData, weights, means, factors, covaria
         return_updates=False,
     )
     nk, s1, s2, ll, ent, n_pk = (s[-1] for s in sums)
-    n_chunks, chunk_rows = data.chunks.shape[0], data.chunks.shape[1]
-    chunk_total = (
-        data.chunk_weights.sum() if weighted else pt.cast(n_chunks * chunk_rows, ll.dtype)
-    )
+    chunk_total = _chunk_total(data, ll.dtype)
     total = missing.MissingStats(SufficientStats(nk, s1, s2, means, ll, ent, chunk_total), n_pk)
     for part in parts:
         total = missing.MissingStats(combine(total.stats, part.stats), total.n_pk + part.n_pk)
