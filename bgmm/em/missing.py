@@ -62,6 +62,11 @@ __all__ = [
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
+def _sum(x, axis=None):
+    """``x.sum(axis)`` in ``x``'s dtype (JAX would sum float32 as float64, past the casts)."""
+    return x.sum(axis=axis, acc_dtype=x.dtype)
+
+
 class Patterns(NamedTuple):  # numpydoc ignore=PR01
     """The missingness patterns of a data set (host side).
 
@@ -173,7 +178,7 @@ def pattern_factors(covariances, factors: graph.Factorization, observed) -> Patt
         gain=eye + regression,
         cond_cov=0.5 * (cond_cov + pt.swapaxes(cond_cov, -1, -2)),
         cond_log_det=factors.log_det[:, None, :] - log_det_oo,
-        n_observed=observed.sum(axis=-1),
+        n_observed=_sum(observed, -1),
     )
 
 
@@ -194,7 +199,7 @@ def _log_density(r, pattern, pf: PatternFactors):
     return -0.5 * (
         pf.n_observed[pattern][None, :, None] * _LOG_2PI
         + pf.log_det[:, pattern]
-        + (white**2).sum(axis=-1)
+        + _sum(white**2, -1)
     )
 
 
@@ -299,26 +304,26 @@ def chunk_statistics(
     """
     terms = _row_terms(X, pattern, observed, weights, means, pf)
     resp, n_rows = terms.step.resp, X.shape[0]
-    h = -pt.switch(pt.gt(resp, 0.0), resp * terms.step.log_resp, 0.0).sum(axis=-1)
+    h = -_sum(pt.switch(pt.gt(resp, 0.0), resp * terms.step.log_resp, 0.0), -1)
     log_norm = terms.step.log_norm
     if sample_weight is None:
         total_weight = pt.cast(n_rows, X.dtype)
     else:
         resp = resp * sample_weight[None, :, None]
         log_norm, h = log_norm * sample_weight, h * sample_weight
-        total_weight = sample_weight.sum()
+        total_weight = _sum(sample_weight)
     weighted_diff = resp[..., None] * terms.diff  # (R, n, K, d)
     s2 = pt.swapaxes(weighted_diff, 1, 2).transpose(0, 1, 3, 2) @ pt.swapaxes(terms.diff, 1, 2)
     n_patterns = observed.shape[0]
     zeros = pt.zeros((n_patterns, *weights.shape), dtype=X.dtype)
-    n_pk = pt.inc_subtensor(zeros[pattern], pt.swapaxes(resp, 0, 1))
+    n_pk = pt.inc_subtensor(zeros[pattern], pt.cast(pt.swapaxes(resp, 0, 1), X.dtype))
     stats = SufficientStats(
-        nk=resp.sum(axis=1),
-        s1=weighted_diff.sum(axis=1),
+        nk=_sum(resp, 1),
+        s1=_sum(weighted_diff, 1),
         s2=s2,
         shift=means,
-        log_likelihood=log_norm.sum(axis=-1),
-        entropy=h.sum(axis=-1),
+        log_likelihood=_sum(log_norm, -1),
+        entropy=_sum(h, -1),
         total_weight=total_weight,
     )
     return MissingStats(stats, n_pk)
@@ -348,13 +353,13 @@ def complete_statistics(part: MissingStats, pf: PatternFactors, observed) -> Suf
     """
     stats = part.stats
     n_pk = pt.swapaxes(part.n_pk, 0, 1)  # (R, P, K)
-    extra = (n_pk[..., None, None] * pf.cond_cov).sum(axis=1)
-    n_missing = observed.shape[-1] - observed.sum(axis=-1)  # (P,)
+    extra = _sum(n_pk[..., None, None] * pf.cond_cov, 1)
+    n_missing = observed.shape[-1] - _sum(observed, -1)  # (P,)
     per_pattern = 0.5 * (n_missing[None, :, None] * (1.0 + _LOG_2PI) + pf.cond_log_det)
     # A complete pattern has no missing block: its ln|C| is 0 by definition (the difference
     # of two log determinants would leave round-off).
     per_pattern = pt.switch(pt.gt(n_missing, 0)[None, :, None], per_pattern, 0.0)
-    entropy = stats.entropy + (n_pk * per_pattern).sum(axis=(1, 2))
+    entropy = stats.entropy + _sum(n_pk * per_pattern, (1, 2))
     dtype = stats.s2.dtype
     return stats._replace(
         s2=pt.cast(stats.s2 + extra, dtype), entropy=pt.cast(entropy, stats.entropy.dtype)

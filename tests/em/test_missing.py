@@ -427,3 +427,25 @@ def test_lazy_data_with_missing_values_are_checked_in_their_one_pass():
     X[:, 1] = np.nan
     with pytest.raises(ValueError, match=re.escape("no observed value in column(s) ['x1']")):
         as_data(da.from_array(X, chunks=(5, 2)), missing="allow")
+
+
+def test_float32_and_integer_weights_with_missing_values(incomplete):
+    _, M = incomplete
+    full = fit_em(M, 3, random_state=0, missing="em")
+    single = fit_em(M, 3, random_state=0, missing="em", dtype="float32")
+    np.testing.assert_allclose(single.means, full.means, atol=1e-3)
+    assert single.log_likelihood == pytest.approx(full.log_likelihood, rel=1e-6)
+    # integer weights are repeated rows, here too
+    w = np.random.default_rng(0).integers(1, 4, len(M))
+    start = {
+        "weights_init": full.weights,
+        "means_init": full.means + 0.3,
+        "covariances_init": full.covariances,
+        "max_iter": 20,
+        "tol": 0.0,
+        "missing": "em",
+    }
+    weighted = fit_em(M, 3, sample_weight=w.astype(float), **start)
+    repeated = fit_em(np.repeat(M, w, axis=0), 3, **start)
+    np.testing.assert_allclose(weighted.covariances, repeated.covariances, rtol=1e-10)
+    assert weighted.log_likelihood == pytest.approx(repeated.log_likelihood, rel=1e-12)
