@@ -23,11 +23,18 @@ import xarray as xr
 from bgmm import plots
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
-from bgmm.data import GMMData
+from bgmm.data import GMMData, as_data
 from bgmm.em import EMResult, evaluate, impute, standard_errors
 from bgmm.io import save_fit
 
-__all__ = ["CORRELATIONS_DRAWN", "HISTORY_ROWS", "IMPUTED_ROWS", "PLOT_ROWS", "write_report"]
+__all__ = [
+    "CORRELATIONS_DRAWN",
+    "HISTORY_ROWS",
+    "IMPUTED_HEAD",
+    "IMPUTED_ROWS",
+    "PLOT_ROWS",
+    "write_report",
+]
 
 #: Rows drawn for the scatter plot of a fit on lazy data (the rows stay where they are).
 PLOT_ROWS = 5000
@@ -266,6 +273,9 @@ def _comparison_section(comparison: Comparison) -> list[Block]:
 #: Missing entries listed in the report's table (all of them are in fit.nc).
 IMPUTED_ROWS = 30
 
+#: Rows of lazy data whose missing values the report lists (the rows stay where they are).
+IMPUTED_HEAD = 1000
+
 
 def _missing_section(data: GMMData, em: EMResult, posterior) -> list[Block]:
     """EM's imputation of the missing values, inside their posterior when there is one."""
@@ -281,7 +291,13 @@ def _missing_section(data: GMMData, em: EMResult, posterior) -> list[Block]:
             f"missing value's posterior predictive draws."
         )
     else:
-        imputed = impute(em.params, data)
+        scope = ""
+        if data.lazy:  # the first rows only: all of them would be read into memory
+            head = np.asarray(data.values[:IMPUTED_HEAD].compute())
+            scope = f" of the first {len(head)} rows (bgmm.em.impute imputes every row)"
+            imputed = impute(em.params, as_data(head, missing="allow"))
+        else:
+            imputed = impute(em.params, data)
         mask = imputed["missing"].values
         rows, cols = np.nonzero(mask)
         summary = xr.Dataset(
@@ -294,7 +310,9 @@ def _missing_section(data: GMMData, em: EMResult, posterior) -> list[Block]:
                 "feature": ("entry", imputed["feature"].values[cols]),
             },
         )
-        text = f"EM's imputation of the {mask.sum()} missing values (conditional mean and sd)."
+        text = (
+            f"EM's imputation (conditional mean and sd) of the {mask.sum()} missing values{scope}."
+        )
     table = summary.to_dataframe().set_index("obs_id")
     table = table[["feature", *(c for c in table.columns if c != "feature")]]
     shown = table.head(IMPUTED_ROWS)
@@ -321,7 +339,7 @@ def _pages(
     shown, labels, caption = data, None, "EM fit (1 and 2 sd ellipses)"
     if data.lazy:  # a seeded subset of the rows, labelled by the fit
         shown = data.sample_rows(PLOT_ROWS, random_state=0)
-        labels = np.asarray(evaluate(em.params, shown)[0]).argmax(axis=1)
+        labels = np.asarray(evaluate(em.params, shown, missing="em")[0]).argmax(axis=1)
         if shown.n_samples < data.n_samples:
             caption += f", {shown.n_samples} of the {data.n_samples} rows drawn at random"
     else:

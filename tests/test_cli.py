@@ -96,7 +96,10 @@ def test_missing_values_are_fitted_with_missing_em(csv, tmp_path, capsys):
     assert "3 missing value(s) on 3 line(s) (4, 11, 51), kept as missing" in out
     report = (out_dir / "report.md").read_text()
     assert "3 of 160 values are missing (in 3 of 80 rows): EM integrates them out" in report
-    assert "## Missing values" in report and "EM's imputation of the 3 missing values" in report
+    assert (
+        "## Missing values" in report
+        and "EM's imputation (conditional mean and sd) of the 3 missing values." in report
+    )
     fit = load_fit(out_dir / "fit.nc")
     assert fit.data.has_missing and fit.settings["missing"] == "em"
     assert np.isnan(fit.data.values).sum() == 3

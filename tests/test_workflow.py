@@ -125,3 +125,18 @@ def test_missing_values_go_through_the_whole_analysis(tmp_path):
     assert analysis.posterior["imputation"]["em"].size == 3
     report = analysis.write_report(tmp_path).read_text()
     assert re.search(r"\d of 3 EM imputations \(conditional means at the EM estimate\)", report)
+
+
+def test_lazy_data_with_missing_values_get_their_report(tmp_path):
+    """EM on a Dask array with gaps: the report reads a head of rows, never all of them."""
+    da = pytest.importorskip("dask.array")
+    X = load_old_faithful().values.copy()
+    X[[3, 40, 200], [0, 1, 0]] = np.nan
+    lazy = da.from_array(X, chunks=(100, 2))
+    analysis = analyse(lazy, 2, method="em", missing="em", n_init=2, random_state=0)
+    assert analysis.data.lazy and analysis.data.has_missing
+    report = analysis.write_report(tmp_path).read_text()
+    assert (
+        "EM's imputation (conditional mean and sd) of the 3 missing values of the first 272 "
+        "rows (bgmm.em.impute imputes every row)." in report
+    )
