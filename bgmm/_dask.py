@@ -167,7 +167,7 @@ def _summarise_block(block) -> _BlockSummary:
     n_features = x.shape[1]
     empty = np.full(n_features, np.nan)
     nan = np.isnan(x)
-    empty = nan.all(axis=1) if n_features else np.zeros(len(x), bool)
+    empty_row = nan.all(axis=1) if n_features else np.zeros(len(x), bool)
     infinite = (~finite & ~nan).any(axis=1)
     return _BlockSummary(
         n_rows=len(x),
@@ -178,8 +178,8 @@ def _summarise_block(block) -> _BlockSummary:
         bad_columns=~finite.all(axis=0),
         has_nan=bool(nan.any()),
         has_inf=bool((~finite & ~nan).any()),
-        n_empty_rows=int(empty.sum()),
-        empty_rows=np.flatnonzero(empty)[:SHOWN_ROWS],
+        n_empty_rows=int(empty_row.sum()),
+        empty_rows=np.flatnonzero(empty_row)[:SHOWN_ROWS],
         observed_columns=(~nan).any(axis=0),
         n_inf_rows=int(infinite.sum()),
         inf_rows=np.flatnonzero(infinite)[:SHOWN_ROWS],

@@ -23,7 +23,7 @@ import scipy.sparse
 import xarray as xr
 
 from bgmm._arrays import aligned_copy, all_finite, readonly
-from bgmm._spelling import option
+from bgmm._spelling import on_command_line, option
 from bgmm._table import CSVTable, read_csv
 from bgmm._validation import check_number
 from bgmm.exceptions import DataWarning, InputTypeError, InputValueError
@@ -190,14 +190,19 @@ class GMMData:  # numpydoc ignore=PR01
     has_missing: bool = field(default=False)
 
     @property
-    def observed(self) -> np.ndarray:
+    def observed(self):
         """Which values are observed: ``(n_samples, n_features)`` booleans, False for NaN.
 
         Returns
         -------
-        ndarray of bool
-            All True unless the data were read with ``missing="allow"`` and have NaN.
+        ndarray or dask.array.Array of bool
+            All True unless the data were read with ``missing="allow"`` and have NaN; a
+            Dask array (nothing computed) for lazy data.
         """
+        if self.lazy:
+            import dask.array as da
+
+            return ~da.isnan(self.values)
         if not self.has_missing:
             return np.ones(self.values.shape, dtype=bool)
         return ~np.isnan(np.asarray(self.values))
@@ -249,6 +254,13 @@ class GMMData:  # numpydoc ignore=PR01
         obs = tuple(self.obs_names[i] for i in rows.tolist())
         source = f"{len(rows)} rows drawn from {self.source}"
         has_missing = self.has_missing and bool(np.isnan(values).any())
+        if has_missing:
+            unseen = [self.feature_names[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
+            if unseen:
+                raise InputValueError(
+                    f"the {len(rows)} rows drawn from {self.source} have no observed value in "
+                    f"column(s) {unseen}; draw more rows."
+                )
         return GMMData(
             values, self.feature_names, obs, source, self.standardization, None, has_missing
         )
@@ -306,6 +318,13 @@ class GMMData:  # numpydoc ignore=PR01
         )
 
 
+# Where the NaN message comes from a function without ``missing`` (the Bayesian model, ...)
+_KEEP_MISSING = (
+    "; for the functions that take no missing=, read the data with "
+    "bgmm.as_data(X, missing='allow')"
+)
+
+
 def _shown(rows, n_rows: int) -> str:
     return ", ".join(str(r) for r in rows[:10]) + (", ..." if n_rows > 10 else "")
 
@@ -317,7 +336,8 @@ def _nonfinite_text(has_nan, has_inf, n_rows: int, rows, columns, what: str) -> 
         "or a division by zero happened upstream), or leave those rows out"
         if has_inf
         else f"fit with {option('missing', repr('em'), 'em')} (EM treats them as missing at "
-        f"random), or leave those rows out (for a DataFrame: df.dropna())"
+        f"random{_KEEP_MISSING if not on_command_line() else ''}), or leave those rows out "
+        f"(for a DataFrame: df.dropna())"
     )
     return (
         f"{what} contains {' and '.join(kinds)} in {n_rows} row(s) (rows "
@@ -763,6 +783,13 @@ def _lazy_data(
     if summary.n_bad_rows and missing == "allow" and not summary.has_inf:
         _check_lazy_missing(summary, names, f"data from {src}")
         has_missing = True
+    elif summary.n_bad_rows and missing == "allow":  # the infinite values alone
+        columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
+        raise InputValueError(
+            _nonfinite_text(
+                False, True, summary.n_inf_rows, summary.inf_rows, columns, f"data from {src}"
+            )
+        )
     elif summary.n_bad_rows:
         columns = [names[j] for j in np.flatnonzero(summary.bad_columns)]
         raise InputValueError(

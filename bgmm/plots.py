@@ -248,6 +248,7 @@ def _histogram_figure(data: GMMData, params: GMMParams, title: str) -> Figure:
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     x = np.asarray(data.values)[:, 0]
+    x = x[~np.isnan(x)]  # the observed values of a feature with missing ones
     ax.hist(x, bins="auto", density=True, color="0.75")
     pad = 0.05 * (x.max() - x.min() or 1.0)
     _marginal_densities(ax, params, 0, np.linspace(x.min() - pad, x.max() + pad, 400))
@@ -293,6 +294,7 @@ def _pairs_figure(
                 column_axes[c] = ax
             if triangle and r == c:
                 x = X[:, j]
+                x = x[~np.isnan(x)]  # the observed values of a feature with missing ones
                 ax.hist(x, bins="auto", density=True, color="0.75")
                 pad = 0.05 * (x.max() - x.min() or 1.0)
                 grid_x = np.linspace(x.min() - pad, x.max() + pad, 200)

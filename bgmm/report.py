@@ -13,6 +13,7 @@ import base64
 import html
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,7 @@ import xarray as xr
 from bgmm import plots
 from bgmm._files import atomic_write
 from bgmm.compare import Comparison
-from bgmm.data import GMMData, as_data
+from bgmm.data import GMMData, RowLabels
 from bgmm.em import EMResult, evaluate, impute, standard_errors
 from bgmm.io import save_fit
 
@@ -295,7 +296,9 @@ def _missing_section(data: GMMData, em: EMResult, posterior) -> list[Block]:
         if data.lazy:  # the first rows only: all of them would be read into memory
             head = np.asarray(data.values[:IMPUTED_HEAD].compute())
             scope = f" of the first {len(head)} rows (bgmm.em.impute imputes every row)"
-            imputed = impute(em.params, as_data(head, missing="allow"))
+            # checked as a whole already: a head may lack any value of a column
+            rows = GMMData(head, data.feature_names, RowLabels(len(head)), data.source)
+            imputed = impute(em.params, replace(rows, has_missing=True))
         else:
             imputed = impute(em.params, data)
         mask = imputed["missing"].values
@@ -406,7 +409,7 @@ def _posterior_rows(posterior, data: GMMData) -> GMMData:
     observed = posterior["observed_data"]["x"]
     if observed.sizes[observed.dims[0]] == data.n_samples:
         return data
-    return as_data(observed)
+    return as_data(observed, missing="allow")  # NaN where the data had missing values
 
 
 def _draw(pages: Sequence[plots.FigurePage], out: Path) -> tuple[list[Block], list[str]]:

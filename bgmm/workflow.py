@@ -251,10 +251,15 @@ def analyse(
     settings = {**run, **(settings or {})}
     notes: list[str] = []
     if data.has_missing:
-        observed = data.observed
+        lost = ~data.observed  # a Dask array for lazy data: both counts in one pass
+        n_missing, n_rows = (lost.sum(), lost.any(axis=1).sum())
+        if data.lazy:
+            import dask
+
+            n_missing, n_rows = dask.compute(n_missing, n_rows)
         notes.append(
-            f"{int((~observed).sum())} of {observed.size} values are missing (in "
-            f"{int((~observed).any(axis=1).sum())} of {data.n_samples} rows): "
+            f"{int(n_missing)} of {lost.size} values are missing (in "
+            f"{int(n_rows)} of {data.n_samples} rows): "
             f"{'EM and the Bayesian model integrate' if sample else 'EM integrates'} them "
             f"out, assuming they are missing at random."
         )

@@ -114,15 +114,24 @@ def test_missing_values_go_through_the_whole_analysis(tmp_path):
     with pytest.raises(InputValueError, match="fit with missing='em'"):
         analyse(X, 2, method="em")
     with pytest.warns(SamplingWarning):  # one short chain
-        analysis = analyse(
-            X, 2, missing="em", draws=100, tune=100, chains=1, n_init=2, random_state=0
+        analysis = analyse(  # the posterior on a subsample, whose rows keep their NaN
+            X,
+            2,
+            missing="em",
+            draws=100,
+            tune=100,
+            chains=1,
+            n_init=2,
+            random_state=0,
+            subsample=250,
         )
     assert analysis.notes[0] == (
         "3 of 544 values are missing (in 3 of 272 rows): EM and the Bayesian model "
         "integrate them out, assuming they are missing at random."
     )
     assert analysis.standard_error.available and analysis.settings["missing"] == "em"
-    assert analysis.posterior["imputation"]["em"].size == 3
+    sampled = analysis.posterior["observed_data"]["x"].values
+    assert analysis.posterior["imputation"]["em"].size == np.isnan(sampled).sum() > 0
     report = analysis.write_report(tmp_path).read_text()
     assert re.search(r"\d of 3 EM imputations \(conditional means at the EM estimate\)", report)
 
@@ -135,6 +144,7 @@ def test_lazy_data_with_missing_values_get_their_report(tmp_path):
     lazy = da.from_array(X, chunks=(100, 2))
     analysis = analyse(lazy, 2, method="em", missing="em", n_init=2, random_state=0)
     assert analysis.data.lazy and analysis.data.has_missing
+    assert analysis.notes[0].startswith("3 of 544 values are missing (in 3 of 272 rows)")
     report = analysis.write_report(tmp_path).read_text()
     assert (
         "EM's imputation (conditional mean and sd) of the 3 missing values of the first 272 "

@@ -1930,6 +1930,12 @@ def log_component_densities(params: GMMParams, X: Any) -> np.ndarray:
 
 def _evaluate_all(params: GMMParams, X: Any, *, densities: bool) -> RowResults:
     data = X if isinstance(X, GMMData) else as_data(X)
+    if densities and data.has_missing:
+        raise InputValueError(
+            "the component densities of rows with missing values are those of their observed "
+            "coordinates, a different density per row; use bgmm.evaluate(params, X, "
+            "missing='em') for their log-likelihoods and responsibilities."
+        )
     check_features(data, params.n_features)
     _check_scale(data, "float64")
     if data.lazy:

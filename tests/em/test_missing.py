@@ -449,3 +449,45 @@ def test_float32_and_integer_weights_with_missing_values(incomplete):
     repeated = fit_em(np.repeat(M, w, axis=0), 3, **start)
     np.testing.assert_allclose(weighted.covariances, repeated.covariances, rtol=1e-10)
     assert weighted.log_likelihood == pytest.approx(repeated.log_likelihood, rel=1e-12)
+
+
+def test_what_reads_the_data_knows_about_missing_values(incomplete):
+    """Densities per component refuse gaps; subsamples and the pairs plot handle them."""
+    from bgmm import plots
+    from bgmm.em import log_component_densities
+
+    _, M = incomplete
+    data = as_data(M, missing="allow")
+    res = fit_em(data, 3, random_state=0, missing="em")
+    with pytest.raises(ValueError, match=re.escape("use bgmm.evaluate(params, X, missing='em')")):
+        log_component_densities(res.params, data)
+    # the diagonal's densities are drawn over the observed values (NaN would blank them)
+    (page,) = plots.data_pages(data, res.params, res.resp.argmax(axis=1))
+    fig = page.draw()
+    curves = [line.get_ydata() for ax in fig.axes for line in ax.get_lines()]
+    assert curves and all(np.isfinite(y).all() for y in curves)
+    # a subsample without any value of a column is refused, naming it
+    sparse = M.copy()
+    sparse[5:, 2] = np.nan
+    sparse[np.isnan(sparse).all(axis=1), 0] = 1.0
+    with pytest.raises(ValueError, match=re.escape("no observed value in column(s) ['x2']")):
+        as_data(sparse, missing="allow").sample_rows(3, random_state=0)
+
+
+def test_functions_without_missing_say_how_to_keep_missing_values(incomplete):
+    pytest.importorskip("pymc")
+    from bgmm.bayes import build_model
+
+    _, M = incomplete
+    with pytest.raises(ValueError, match=re.escape("bgmm.as_data(X, missing='allow')")):
+        build_model(M, 2)
+
+
+def test_an_empty_block_and_infinite_values_in_lazy_data():
+    da = pytest.importorskip("dask.array")
+    X = np.arange(300.0).reshape(100, 3)
+    data = as_data(da.from_array(X, chunks=((50, 0, 50), (3,))))  # an empty partition
+    assert data.n_samples == 100 and not data.has_missing
+    X[2, 0], X[13, 1] = np.nan, np.inf
+    with pytest.raises(ValueError, match=re.escape("inf in 1 row(s) (rows 13)")):
+        as_data(da.from_array(X, chunks=(5, 3)), missing="allow")
