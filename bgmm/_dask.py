@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bgmm._table import check_columns
 from bgmm.exceptions import InputTypeError, InputValueError
 
 __all__ = [
@@ -256,12 +257,7 @@ def _frame_names(columns, wanted, source: str) -> list[str]:
     if wanted is None:
         return names
     wanted = [wanted] if isinstance(wanted, str) else [str(c) for c in wanted]
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise InputValueError(
-            f"column(s) {missing} not found in {source}; available columns: {names}. Pass "
-            f"existing names with columns=[...]."
-        )
+    check_columns(wanted, names, source)
     return wanted
 
 

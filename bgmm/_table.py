@@ -222,6 +222,22 @@ def _shown(lines) -> str:
     return ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
 
 
+def check_columns(wanted, names, source: str) -> None:
+    """Refuse column names that ``names`` lacks, listing those it has.
+
+    The one check of a ``columns`` choice, for CSV files, DataFrames and lazy sources;
+    the message spells the option as the caller does (``columns=[...]`` or ``--columns``).
+    """
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        shown = [str(c) for c in names]
+        example = option("columns", repr(shown[:2]), ",".join(shown[:2]))
+        raise InputValueError(
+            f"column(s) {missing} not found in {source}; available columns: {shown}. "
+            f"Pass existing names with {example}."
+        )
+
+
 def _is_identifier(name: str, values: pd.Series) -> bool:
     """A name like ``id`` (see ``_ID_NAME``), or integers running up by one down the file.
 
@@ -259,12 +275,7 @@ def _choose(
     example = option("columns", repr(names[:2]), ",".join(names[:2]))
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else [str(c) for c in columns]
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise InputValueError(
-                f"column(s) {missing} not found in '{path}'; available columns: {names}. "
-                f"Pass existing names with {example}."
-            )
+        check_columns(columns, names, f"'{path}'")
         text = [c for c in columns if not numeric(c)]
         if text:
             examples = {c: df[c].dropna().iloc[0] if df[c].notna().any() else None for c in text}

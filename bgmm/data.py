@@ -24,7 +24,7 @@ import xarray as xr
 
 from bgmm._arrays import aligned_copy, all_finite, readonly
 from bgmm._spelling import on_command_line, option
-from bgmm._table import CSVTable, read_csv
+from bgmm._table import CSVTable, check_columns, read_csv
 from bgmm._validation import check_number
 from bgmm.exceptions import DataWarning, InputTypeError, InputValueError
 
@@ -419,13 +419,7 @@ def _check_not_empty(shape: tuple[int, ...], source: str) -> None:
 def _from_frame(df: pd.DataFrame, columns, source: str) -> tuple[np.ndarray, tuple, tuple]:
     if columns is not None:
         columns = [columns] if isinstance(columns, str) else list(columns)
-        missing = [c for c in columns if c not in df.columns]
-        if missing:
-            raise InputValueError(
-                f"column(s) {missing} not found in {source}; available columns: "
-                f"{[str(c) for c in df.columns]}. Pass existing names with "
-                f"{option('columns', '[...]', 'a,b')}."
-            )
+        check_columns(columns, list(df.columns), source)
         df = df[columns]
     _check_not_empty(df.shape, source)
     non_numeric = [
