@@ -1514,7 +1514,8 @@ def fit_em(
         history are those of the observed values, and the responsibilities come from
         each row's observed coordinates. Starts are computed on the data with each
         column's missing values set to its observed mean. :func:`bgmm.em.impute` gives the
-        missing values' conditional means and variances. In memory only.
+        missing values' conditional means and variances. Lazy data work too (their
+        patterns are collected in one pass over the blocks).
 
     Returns
     -------
@@ -1812,6 +1813,15 @@ def evaluate(
     return rows.log_resp, rows.log_norm
 
 
+def _refuse_singular(params: GMMParams, pivots: np.ndarray) -> None:
+    """Raise when a covariance of ``params`` is singular (an E step there is undefined)."""
+    bad = _singular_components(pivots)
+    if bad:
+        raise SingularCovarianceError(
+            _singular_message(bad, params.covariances, "in these parameters")
+        )
+
+
 def _impute_lazy(params: GMMParams, data: GMMData) -> xr.Dataset:
     """``impute`` of lazy data: Dask-backed variables, computed block by block when read."""
     import dask.array as da
@@ -1820,11 +1830,7 @@ def _impute_lazy(params: GMMParams, data: GMMData) -> xr.Dataset:
 
     check_features(data, params.n_features)
     _check_scale(data, "float64")
-    bad = _singular_components(_host_pivots(params.covariances))
-    if bad:
-        raise SingularCovarianceError(
-            _singular_message(bad, params.covariances, "in these parameters")
-        )
+    _refuse_singular(params, _host_pivots(params.covariances))
     dims = ("obs_id", "feature")
     return xr.Dataset(
         {
@@ -1843,11 +1849,7 @@ def _checked_missing_rows(params: GMMParams, data: GMMData) -> MissingRows:
     check_features(data, params.n_features)
     _check_scale(data, "float64")
     rows = _missing_rows(params, np.asarray(data.values))
-    bad = _singular_components(rows.pivots)
-    if bad:
-        raise SingularCovarianceError(
-            _singular_message(bad, params.covariances, "in these parameters")
-        )
+    _refuse_singular(params, rows.pivots)
     return rows
 
 
@@ -1946,11 +1948,7 @@ def _evaluate_all(params: GMMParams, X: Any, *, densities: bool) -> RowResults:
     else:
         rows = _e_step_rows(params, data.values, "float64", densities=densities)
         pivots = rows.pivots
-    bad = _singular_components(pivots)
-    if bad:
-        raise SingularCovarianceError(
-            _singular_message(bad, params.covariances, "in these parameters")
-        )
+    _refuse_singular(params, pivots)
     if rows is None:
         lazy = {
             name: dask_engine.e_step_lazy(params, data.values, name)
